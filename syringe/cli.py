@@ -1,0 +1,159 @@
+"""The ``syringe`` command: validate, schema, lessons, render, serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from syringe.curriculum import CurriculumTree, load_curriculum
+from syringe.curriculum.files import read_lesson_files
+from syringe.curriculum.jsonschema import all_schemas, metafile_schema
+from syringe.curriculum.models import METAFILE_MODELS
+from syringe.plan import LiveLessonIdentity, build_plan
+from syringe.render import to_yaml_documents
+from syringe.settings import Settings
+
+
+def _print_problems(tree: CurriculumTree, stream: object = sys.stderr) -> None:
+    for problem in tree.problems:
+        print(problem, file=stream)  # type: ignore[call-overload]
+    count = len(tree.problems)
+    print(f"{count} problem{'s' if count != 1 else ''} in {tree.root}", file=stream)  # type: ignore[call-overload]
+
+
+def _curriculum_path(args: argparse.Namespace) -> Path:
+    return Path(args.curriculum) if args.curriculum else Settings().curriculum
+
+
+def _load_or_exit(path: Path) -> CurriculumTree:
+    tree = load_curriculum(path)
+    if tree.problems:
+        _print_problems(tree)
+        raise SystemExit(1)
+    return tree
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    tree = load_curriculum(args.path)
+    if args.json:
+        print(json.dumps({"ok": tree.ok, "problems": [p.to_dict() for p in tree.problems]}, indent=2))
+    elif tree.ok:
+        print(f"{args.path}: ok ({len(tree.lessons)} lessons, {len(tree.images)} images, "
+              f"{len(tree.collections)} collections)")
+    else:
+        _print_problems(tree, sys.stdout)
+    return 0 if tree.ok else 1
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for kind, schema in all_schemas().items():
+            (out / f"{kind}.schema.json").write_text(json.dumps(schema, indent=2) + "\n")
+            print(out / f"{kind}.schema.json")
+        return 0
+    document = metafile_schema(args.kind) if args.kind else all_schemas()
+    print(json.dumps(document, indent=2))
+    return 0
+
+
+def cmd_lessons(args: argparse.Namespace) -> int:
+    tree = _load_or_exit(_curriculum_path(args))
+    rows = [
+        (s.lesson.slug, s.lesson.category, str(len(s.lesson.endpoints)), str(len(s.lesson.stages)), s.lesson.name)
+        for s in sorted(tree.lessons.values(), key=lambda s: s.lesson.slug)
+    ]
+    if args.json:
+        print(json.dumps([dict(zip(("slug", "category", "endpoints", "stages", "name"), r, strict=True))
+                          for r in rows], indent=2))
+        return 0
+    header = ("SLUG", "CATEGORY", "ENDPOINTS", "STAGES", "NAME")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)), row[4])
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    tree = _load_or_exit(_curriculum_path(args))
+    if args.lesson not in tree.lessons:
+        print(f"unknown lesson '{args.lesson}'; `syringe lessons` lists them", file=sys.stderr)
+        return 1
+    source = tree.lessons[args.lesson]
+    created = datetime.fromisoformat(args.created) if args.created else datetime.now(UTC)
+    try:
+        who = LiveLessonIdentity(id=args.id, session=args.session, created_at=created)
+        plan = build_plan(source.lesson, tree.images, args.stage, who, Settings().plan, read_lesson_files(source))
+    except ValueError as exc:
+        print(f"cannot render: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(to_yaml_documents(plan.objects))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import CurriculumRefused, create_app
+
+    overrides = {"curriculum": args.curriculum} if args.curriculum else {}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        app = create_app(settings)
+    except CurriculumRefused as refused:
+        _print_problems(refused.tree)
+        print("refusing to serve a curriculum with problems", file=sys.stderr)
+        return 1
+    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port, log_level="info")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="syringe", description="Lesson orchestration for hands-on network labs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    validate = commands.add_parser("validate", help="check a curriculum; exit 0 when it has no problems")
+    validate.add_argument("path", nargs="?", default="lessons", help="curriculum directory (default: lessons)")
+    validate.add_argument("--json", action="store_true", help="print problems as JSON")
+    validate.set_defaults(func=cmd_validate)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of the metafiles")
+    schema.add_argument("kind", nargs="?", choices=sorted(METAFILE_MODELS), help="one kind (default: all)")
+    schema.add_argument("--out", help="write <kind>.schema.json files into this directory")
+    schema.set_defaults(func=cmd_schema)
+
+    for name, func, text in (
+        ("lessons", cmd_lessons, "list the curriculum's lessons"),
+        ("render", cmd_render, "print the Kubernetes objects of a live lesson as YAML"),
+        ("serve", cmd_serve, "serve the REST API"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--curriculum", help="curriculum directory (default: $SYRINGE_CURRICULUM or lessons)")
+        sub.set_defaults(func=func)
+        if name == "lessons":
+            sub.add_argument("--json", action="store_true")
+        if name == "render":
+            sub.add_argument("lesson", help="lesson slug")
+            sub.add_argument("--stage", type=int, default=0)
+            sub.add_argument("--id", default="preview", help="live-lesson id")
+            sub.add_argument("--session", default="cli", help="session id")
+            sub.add_argument("--created", help="creation time, ISO 8601 (default: now)")
+        if name == "serve":
+            sub.add_argument("--host")
+            sub.add_argument("--port", type=int)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

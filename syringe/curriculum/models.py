@@ -1,0 +1,194 @@
+"""The metafile models: Antidote's last lesson format, read as it is, plus strict additions.
+
+Field names are snake_case in Python and camelCase in YAML, as Antidote wrote them. Every model forbids
+unknown keys, and validation is strict (a port written as "22" is a string, not a port).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+# Endpoint names become pod, Service and DNS names, so they must be DNS-1123 labels.
+ENDPOINT_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
+
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN, max_length=63)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+PresentationType = Literal["ssh", "http", "netconf"]
+ConfigurationType = Literal["python", "ansible", "napalm", "netconf"]
+GuideType = Literal["markdown", "jupyter"]
+Flavor = Literal["trusted", "untrusted", "legacy"]
+ImageKind = Literal["container", "vm"]
+Tier = Literal["prod", "ptr", "local"]
+Category = Literal["fundamentals", "tools", "workflows"]
+CollectionType = Literal["vendor", "community", "consultancy"]
+
+NAPALM_DRIVERS: tuple[str, ...] = ("junos", "eos", "iosxr", "nxos", "nxos_ssh", "ios")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+    )
+
+
+class Curriculum(Model):
+    """``curriculum.meta.yaml``."""
+
+    name: NonEmpty
+    description: str = ""
+    website: str = ""
+    a_ver: str = Field(default="", description="The Antidote version the curriculum was written for.")
+    git_root: str = ""
+
+
+class Collection(Model):
+    """``collections/<slug>/collection.meta.yaml``."""
+
+    slug: Slug
+    title: NonEmpty
+    image: str = ""
+    website: str = ""
+    contact_email: str = ""
+    brief_description: str = ""
+    long_description: str = ""
+    type: CollectionType = "community"
+    tier: Tier = "prod"
+
+
+class Resources(Model):
+    """Kubernetes requests for an endpoint's pod; limits default to twice the request."""
+
+    cpu: Quantity = "250m"
+    memory: Quantity = "256Mi"
+
+
+class VirtualMachine(Model):
+    """What a QEMU wrapper boots. Syringe addition (``kind: vm``)."""
+
+    memory: Quantity = Field(default="1Gi", description="Guest memory, a Kubernetes quantity such as 2Gi.")
+    cpus: Annotated[int, Field(ge=1, le=64)] = 1
+    disk: NonEmpty = Field(description="The VM disk inside the wrapper image (or its URL).")
+
+
+class Image(Model):
+    """``images/<slug>/image.meta.yaml``."""
+
+    slug: Slug
+    description: str = ""
+    flavor: Flavor = "untrusted"
+    kind: ImageKind = Field(default="container", description="Syringe addition: container or QEMU vm.")
+    enable_forwarding: bool = False
+    network_interfaces: list[str] = Field(default_factory=list)
+    ssh_user: str = ""
+    ssh_password: str = ""
+    config_user: str = ""
+    config_password: str = ""
+    resources: Resources | None = Field(default=None, description="Syringe addition: pod requests.")
+    vm: VirtualMachine | None = Field(default=None, description="Syringe addition: required for kind vm.")
+
+
+class Presentation(Model):
+    name: Annotated[str, Field(pattern=ENDPOINT_NAME_PATTERN)]
+    port: Port
+    type: PresentationType
+
+
+class Endpoint(Model):
+    name: Annotated[str, Field(pattern=ENDPOINT_NAME_PATTERN)]
+    image: Slug
+    configuration_type: ConfigurationType | None = None
+    additional_ports: list[Port] = Field(default_factory=list)
+    presentations: list[Presentation] = Field(default_factory=list)
+
+    def ports(self) -> list[int]:
+        """Every port the endpoint serves: presentations first, then additional ports, without repeats."""
+        seen: dict[int, None] = {}
+        for presentation in self.presentations:
+            seen.setdefault(presentation.port, None)
+        for port in self.additional_ports:
+            seen.setdefault(port, None)
+        return list(seen)
+
+
+class Connection(Model):
+    a: NonEmpty
+    b: NonEmpty
+    subnet: str | None = None
+
+
+class Author(Model):
+    name: NonEmpty
+    link: str = ""
+
+
+class Stage(Model):
+    description: str = ""
+    guide_type: GuideType = "markdown"
+    stage_video: str = ""
+
+
+class Lesson(Model):
+    """``lessons/<slug>/lesson.meta.yaml``."""
+
+    name: NonEmpty
+    slug: Slug
+    category: Category
+    tier: Tier = "prod"
+    prereqs: list[Slug] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    authors: list[Author] = Field(default_factory=list)
+    description: str = ""
+    short_description: str = ""
+    collection: Slug | None = None
+    diagram: str = ""
+    video: str = ""
+    ready_delay: Annotated[int, Field(ge=0, le=3600)] = 0
+    endpoints: Annotated[list[Endpoint], Field(min_length=1)]
+    connections: list[Connection] = Field(default_factory=list)
+    stages: Annotated[list[Stage], Field(min_length=1)]
+
+    def endpoint(self, name: str) -> Endpoint:
+        for endpoint in self.endpoints:
+            if endpoint.name == name:
+                return endpoint
+        raise KeyError(name)
+
+
+METAFILE_MODELS: dict[str, type[Model]] = {
+    "curriculum": Curriculum,
+    "collection": Collection,
+    "image": Image,
+    "lesson": Lesson,
+}
+
+
+def config_file_names(endpoint: str, configuration_type: ConfigurationType) -> list[str]:
+    """The file names that satisfy ``configuration_type`` in a stage's ``configs/`` (any one of them)."""
+    if configuration_type == "python":
+        return [f"{endpoint}.py"]
+    if configuration_type == "ansible":
+        return [f"{endpoint}.yml"]
+    if configuration_type == "netconf":
+        return [f"{endpoint}.xml"]
+    return [f"{endpoint}-{driver}.txt" for driver in NAPALM_DRIVERS]
+
+
+def napalm_driver(endpoint: str, file_name: str) -> str | None:
+    """The NAPALM driver named by ``<endpoint>-<driver>.txt``, or None."""
+    match = re.fullmatch(re.escape(endpoint) + r"-(.+)\.txt", file_name)
+    if match and match.group(1) in NAPALM_DRIVERS:
+        return match.group(1)
+    return None

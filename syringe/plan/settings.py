@@ -1,0 +1,34 @@
+"""The settings the plan depends on. A plain model: the plan never reads the environment."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PlanSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instance: str = Field(
+        default="syringe",
+        pattern=r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$",
+        description="This Syringe installation's id: prefixes namespaces, labels every object.",
+    )
+    image_registry: str = Field(default="antidotelabs", description="Registry and path prefix of endpoint images.")
+    image_tag: str = "latest"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    lesson_mount_path: str = Field(default="/antidote", description="Where pods see the lesson's files.")
+    untrusted_runtime_class: str | None = Field(
+        default=None, description="runtimeClassName for images of flavor untrusted (for example kata)."
+    )
+    kvm_resource: str | None = Field(
+        default=None, description="Extended resource that grants /dev/kvm to QEMU pods (devices.kubevirt.io/kvm)."
+    )
+    syringe_namespace: str = Field(default="syringe", description="The namespace Syringe runs in: it may reach lessons.")
+    subnet_pool: str = Field(default="10.254.0.0/16", description="Where connections without a subnet get one.")
+    subnet_prefix: int = Field(default=24, ge=8, le=30)
+    vm_overhead_memory: str = Field(default="256Mi", description="Pod memory on top of a VM's guest memory.")
+    job_cpu: str = "250m"
+    job_memory: str = "256Mi"
+    jobs_per_endpoint: int = Field(default=2, ge=1, description="Headroom for configuration and check Jobs.")
