@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from syringe.curriculum import CurriculumTree, load_curriculum
 from syringe.curriculum.files import read_lesson_files
@@ -18,11 +19,12 @@ from syringe.render import to_yaml_documents
 from syringe.settings import Settings
 
 
-def _print_problems(tree: CurriculumTree, stream: object = sys.stderr) -> None:
+def _print_problems(tree: CurriculumTree, stream: TextIO | None = None) -> None:
+    out = stream or sys.stderr
     for problem in tree.problems:
-        print(problem, file=stream)  # type: ignore[call-overload]
+        print(problem, file=out)
     count = len(tree.problems)
-    print(f"{count} problem{'s' if count != 1 else ''} in {tree.root}", file=stream)  # type: ignore[call-overload]
+    print(f"{count} problem{'s' if count != 1 else ''} in {tree.root}", file=out)
 
 
 def _curriculum_path(args: argparse.Namespace) -> Path:
@@ -42,8 +44,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"ok": tree.ok, "problems": [p.to_dict() for p in tree.problems]}, indent=2))
     elif tree.ok:
-        print(f"{args.path}: ok ({len(tree.lessons)} lessons, {len(tree.images)} images, "
-              f"{len(tree.collections)} collections)")
+        print(
+            f"{args.path}: ok ({len(tree.lessons)} lessons, {len(tree.images)} images, "
+            f"{len(tree.collections)} collections)"
+        )
     else:
         _print_problems(tree, sys.stdout)
     return 0 if tree.ok else 1
@@ -69,8 +73,11 @@ def cmd_lessons(args: argparse.Namespace) -> int:
         for s in sorted(tree.lessons.values(), key=lambda s: s.lesson.slug)
     ]
     if args.json:
-        print(json.dumps([dict(zip(("slug", "category", "endpoints", "stages", "name"), r, strict=True))
-                          for r in rows], indent=2))
+        print(
+            json.dumps(
+                [dict(zip(("slug", "category", "endpoints", "stages", "name"), r, strict=True)) for r in rows], indent=2
+            )
+        )
         return 0
     header = ("SLUG", "CATEGORY", "ENDPOINTS", "STAGES", "NAME")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
@@ -102,7 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api.app import CurriculumRefused, create_app
 
     overrides = {"curriculum": args.curriculum} if args.curriculum else {}
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = Settings(**overrides)
     try:
         app = create_app(settings)
     except CurriculumRefused as refused:

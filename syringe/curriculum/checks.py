@@ -53,7 +53,9 @@ def lesson_problems(source: LessonSource, images: Mapping[str, Image]) -> list[P
         reported.add(endpoint.name)
         if not endpoint.presentations and not endpoint.additional_ports:
             problems.append(
-                doc.problem(("endpoints", i), f"endpoint '{endpoint.name}' has neither presentations nor additionalPorts")
+                doc.problem(
+                    ("endpoints", i), f"endpoint '{endpoint.name}' has neither presentations nor additionalPorts"
+                )
             )
         seen: set[str] = set()
         for j, presentation in enumerate(endpoint.presentations):
@@ -97,9 +99,11 @@ def lesson_problems(source: LessonSource, images: Mapping[str, Image]) -> list[P
                 problems.append(doc.problem(("connections", i, "subnet"), f"invalid subnet CIDR: {exc}"))
                 continue
             if network.num_addresses < 2 or (network.version == 4 and network.prefixlen > 31):
-                problems.append(doc.problem(("connections", i, "subnet"), f"subnet {network} has no room for two hosts"))
+                problems.append(
+                    doc.problem(("connections", i, "subnet"), f"subnet {network} has no room for two hosts")
+                )
             for j, other in subnets:
-                if network.overlaps(other):  # type: ignore[arg-type]
+                if network.overlaps(other):
                     problems.append(
                         doc.problem(
                             ("connections", i, "subnet"),
@@ -180,7 +184,7 @@ def prerequisite_cycles(lessons: Mapping[str, LessonSource]) -> list[Problem]:
             if prereq not in lessons:
                 continue
             if state.get(prereq) == 1:
-                cycle = path[path.index(prereq):]
+                cycle = path[path.index(prereq) :]
                 start = cycle.index(min(cycle))
                 cycles.add(tuple(cycle[start:] + cycle[:start]))
             elif prereq not in state:

@@ -57,7 +57,10 @@ def _legacy_problem(doc: YamlDocument) -> Problem | None:
     """One clear problem for a lesson in an older Syringe format, instead of a cascade of unknown keys."""
     if doc.file.endswith(LEGACY_V01_FILE):
         return Problem(
-            doc.file, 1, 1, "",
+            doc.file,
+            1,
+            1,
+            "",
             "legacy format: this is a Syringe v0.1-0.3 syringe.yaml lesson; rewrite it as lesson.meta.yaml "
             "in the current format (see docs/LESSON-FORMAT.md, 'Converting legacy lessons')",
         )
@@ -66,7 +69,10 @@ def _legacy_problem(doc: YamlDocument) -> Problem | None:
         key = "lessonId" if "lessonId" in data else "lessonName"
         line, column = doc.position((key,))
         return Problem(
-            doc.file, line, column, key,
+            doc.file,
+            line,
+            column,
+            key,
             f"legacy format: '{key}' marks a Syringe v0.4-0.5 lesson; the current format identifies "
             "lessons by slug and images by image slug (see docs/LESSON-FORMAT.md, 'Converting legacy lessons')",
         )
@@ -80,9 +86,7 @@ def _subdirs(path: Path) -> list[Path]:
         return []
 
 
-def _load_named(
-    tree: CurriculumTree, kind: str, file_name: str, model: type[M]
-) -> dict[str, tuple[M, YamlDocument]]:
+def _load_named(tree: CurriculumTree, kind: str, file_name: str, model: type[M]) -> dict[str, tuple[M, YamlDocument]]:
     loaded: dict[str, tuple[M, YamlDocument]] = {}
     for directory in _subdirs(tree.root / kind):
         path = directory / file_name
@@ -96,7 +100,9 @@ def _load_named(
             continue
         slug = getattr(item, "slug")  # noqa: B009 - every named metafile model has a slug
         if slug != directory.name:
-            tree.problems.append(doc.problem(("slug",), f"slug '{slug}' must match its directory name '{directory.name}'"))
+            tree.problems.append(
+                doc.problem(("slug",), f"slug '{slug}' must match its directory name '{directory.name}'")
+            )
         loaded[slug] = (item, doc)
     return loaded
 
@@ -132,7 +138,9 @@ def load_curriculum(root: str | os.PathLike[str]) -> CurriculumTree:
     else:
         tree.problems.append(Problem(CURRICULUM_FILE, 0, 0, "", "missing: a curriculum needs curriculum.meta.yaml"))
 
-    tree.collections = {slug: item for slug, (item, _) in _load_named(tree, "collections", COLLECTION_FILE, Collection).items()}
+    tree.collections = {
+        slug: item for slug, (item, _) in _load_named(tree, "collections", COLLECTION_FILE, Collection).items()
+    }
     images = _load_named(tree, "images", IMAGE_FILE, Image)
     tree.images = {slug: item for slug, (item, _) in images.items()}
     for image, doc in images.values():

@@ -14,12 +14,17 @@ import yaml
 
 from syringe.curriculum.problems import Problem, format_path
 
-try:  # libyaml's composer is several times faster; fall back to pure Python where it is missing
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
+# libyaml's composer is several times faster; fall back to pure Python where PyYAML was built without it.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Path = tuple[str | int, ...]
+
+# A metafile has hundreds of values; anything near this many is an alias bomb, not a lesson.
+MAX_VALUES = 100_000
+
+
+class _TooLarge(Exception):
+    pass
 
 
 @dataclass
@@ -51,8 +56,12 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 class _Builder:
     def __init__(self, doc: YamlDocument) -> None:
         self.doc = doc
+        self.count = 0
 
     def build(self, node: yaml.Node, path: Path) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _TooLarge
         self.doc.positions.setdefault(path, _mark(node))
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
@@ -67,9 +76,7 @@ class _Builder:
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                self.doc.problems.append(
-                    self.doc.problem(path, "YAML merge keys (<<) are not supported in metafiles")
-                )
+                self.doc.problems.append(self.doc.problem(path, "YAML merge keys (<<) are not supported in metafiles"))
                 continue
             key = self._scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str | int | float | bool) or key is None:
@@ -103,9 +110,7 @@ class _Builder:
             return loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             line, column = _mark(node)
-            self.doc.problems.append(
-                Problem(self.doc.file, line, column, format_path(path), f"invalid value: {exc}")
-            )
+            self.doc.problems.append(Problem(self.doc.file, line, column, format_path(path), f"invalid value: {exc}"))
             return None
         finally:
             loader.dispose()
@@ -116,9 +121,7 @@ def _tab_problems(file: str, text: str) -> list[Problem]:
     for number, line in enumerate(text.splitlines(), start=1):
         indent = len(line) - len(line.lstrip(" \t"))
         if "\t" in line[:indent]:
-            problems.append(
-                Problem(file, number, line.index("\t") + 1, "", "tab character in indentation; use spaces")
-            )
+            problems.append(Problem(file, number, line.index("\t") + 1, "", "tab character in indentation; use spaces"))
     return problems
 
 
@@ -154,5 +157,10 @@ def parse_yaml(file: str, text: str) -> YamlDocument:
         doc.data = _Builder(doc).build(nodes[0], ())
     except RecursionError:
         doc.problems.append(Problem(file, 1, 1, "", "unreadable YAML: nested too deeply"))
+        doc.data = None
+    except _TooLarge:
+        doc.problems.append(
+            Problem(file, 1, 1, "", f"document too large: more than {MAX_VALUES} values once aliases are expanded")
+        )
         doc.data = None
     return doc

@@ -38,7 +38,7 @@ def default_interface_name(image: Image | None, position: int) -> str:
 
 def _pool_subnets(pool: Network, prefix: int, taken: list[Network]) -> Iterator[Network]:
     for candidate in pool.subnets(new_prefix=prefix):
-        if not any(candidate.overlaps(other) for other in taken):  # type: ignore[arg-type]
+        if not any(candidate.overlaps(other) for other in taken):
             yield candidate
 
 

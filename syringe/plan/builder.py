@@ -113,9 +113,9 @@ def _pod_resources(image: Image | None, settings: PlanSettings) -> tuple[int, in
             cpu, memory = max(cpu, millicores(image.resources.cpu)), max(memory, mebibytes(image.resources.memory))
         return cpu, memory
     resources = image.resources if image is not None and image.resources is not None else None
-    cpu = resources.cpu if resources else DEFAULT_RESOURCES["cpu"]
-    memory = resources.memory if resources else DEFAULT_RESOURCES["memory"]
-    return millicores(cpu), mebibytes(memory)
+    cpu_request = resources.cpu if resources else DEFAULT_RESOURCES["cpu"]
+    memory_request = resources.memory if resources else DEFAULT_RESOURCES["memory"]
+    return millicores(cpu_request), mebibytes(memory_request)
 
 
 def _quota(
@@ -191,7 +191,7 @@ def port_name(kind: str, port: int) -> str:
 
 
 def endpoint_ports(endpoint: Endpoint) -> list[tuple[str, int]]:
-    kinds = {}
+    kinds: dict[int, str] = {}
     for presentation in endpoint.presentations:
         kinds.setdefault(presentation.port, presentation.type)
     return [(port_name(kinds.get(port, "tcp"), port), port) for port in endpoint.ports()]
@@ -308,14 +308,19 @@ def _service(namespace: str, common: Mapping[str, str], endpoint: Endpoint, live
 def topology(lesson: Lesson, links: list[Link], stage: int) -> dict[str, Any]:
     """The lesson's wiring as JSON: which interface of which endpoint has which address."""
     endpoints: dict[str, Any] = {e.name: {"interfaces": []} for e in lesson.endpoints}
-    for link, side in [(link, side) for link in links for side in (link.a, link.b)]:
-        peer = link.b if side is link.a else link.a
-        endpoints[side.endpoint]["interfaces"].append(
-            {"name": side.interface, "address": side.address, "peer": peer.endpoint, "connection": link.index}
-        )
-    return {"lesson": lesson.slug, "stage": stage, "endpoints": endpoints,
-            "connections": [{"index": link.index, "subnet": link.subnet, "a": link.a.endpoint, "b": link.b.endpoint}
-                            for link in links]}
+    for link in links:
+        for side, peer in ((link.a, link.b), (link.b, link.a)):
+            endpoints[side.endpoint]["interfaces"].append(
+                {"name": side.interface, "address": side.address, "peer": peer.endpoint, "connection": link.index}
+            )
+    return {
+        "lesson": lesson.slug,
+        "stage": stage,
+        "endpoints": endpoints,
+        "connections": [
+            {"index": link.index, "subnet": link.subnet, "a": link.a.endpoint, "b": link.b.endpoint} for link in links
+        ],
+    }
 
 
 def build_plan(
@@ -357,8 +362,17 @@ def build_plan(
             {"name": nad_name(link), "interface": side.interface} for link, side in attached.get(endpoint.name, [])
         ]
         pods.append(
-            _pod(namespace, common, endpoint, images.get(endpoint.image), networks, volume_sources,
-                 resources, settings, who.id)
+            _pod(
+                namespace,
+                common,
+                endpoint,
+                images.get(endpoint.image),
+                networks,
+                volume_sources,
+                resources,
+                settings,
+                who.id,
+            )
         )
     services = [_service(namespace, common, e, who.id) for e in lesson.endpoints]
 

@@ -25,7 +25,9 @@ class PlanSettings(BaseModel):
     kvm_resource: str | None = Field(
         default=None, description="Extended resource that grants /dev/kvm to QEMU pods (devices.kubevirt.io/kvm)."
     )
-    syringe_namespace: str = Field(default="syringe", description="The namespace Syringe runs in: it may reach lessons.")
+    syringe_namespace: str = Field(
+        default="syringe", description="The namespace Syringe runs in: it may reach lessons."
+    )
     subnet_pool: str = Field(default="10.254.0.0/16", description="Where connections without a subnet get one.")
     subnet_prefix: int = Field(default=24, ge=8, le=30)
     vm_overhead_memory: str = Field(default="256Mi", description="Pod memory on top of a VM's guest memory.")

@@ -6,7 +6,8 @@ import subprocess
 
 host = os.environ["SYRINGE_TARGET_HOST"]
 user = os.environ["SYRINGE_TARGET_USER"]
-topology = json.load(open(os.environ["SYRINGE_TOPOLOGY"]))
+with open(os.environ["SYRINGE_TOPOLOGY"]) as topology_file:
+    topology = json.load(topology_file)
 me = topology["endpoints"]["r2"]
 
 commands = ["configure terminal"]

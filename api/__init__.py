@@ -1,0 +1,1 @@
+"""Syringe's HTTP API: routers that translate HTTP to calls into the syringe core."""

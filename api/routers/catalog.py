@@ -1,0 +1,100 @@
+"""Read-only catalog: curriculum, lessons, stages and guides, prerequisites, collections, images."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from api.deps import catalog
+from api.problems import ProblemError
+from api.schemas import (
+    CollectionView,
+    CurriculumView,
+    GuideView,
+    ImageView,
+    LessonDetail,
+    LessonSummary,
+)
+from syringe.catalog import Catalog, NotFound
+from syringe.curriculum.guides import GuideError
+
+router = APIRouter(prefix="/api/v1", tags=["catalog"])
+CatalogDep = Annotated[Catalog, Depends(catalog)]
+
+
+@router.get("/curriculum", response_model=CurriculumView)
+def get_curriculum(cat: CatalogDep) -> CurriculumView:
+    tree = cat.tree
+    assert tree.curriculum is not None  # a curriculum with problems never starts the service
+    return CurriculumView.of(tree.curriculum, len(tree.lessons), len(tree.collections), len(tree.images))
+
+
+@router.get("/lessons", response_model=list[LessonSummary])
+def list_lessons(
+    cat: CatalogDep,
+    category: Annotated[str | None, Query(description="only lessons of this category")] = None,
+    tag: Annotated[str | None, Query(description="only lessons with this tag")] = None,
+    collection: Annotated[str | None, Query(description="only lessons of this collection")] = None,
+) -> list[LessonSummary]:
+    return [LessonSummary.of(lesson) for lesson in cat.lessons(category, tag, collection)]
+
+
+@router.get("/lessons/{slug}", response_model=LessonDetail)
+def get_lesson(slug: str, cat: CatalogDep) -> LessonDetail:
+    try:
+        return LessonDetail.of(cat.lesson(slug))
+    except NotFound as exc:
+        raise ProblemError(404, str(exc), "lesson-not-found") from exc
+
+
+@router.get("/lessons/{slug}/prerequisites", response_model=list[LessonSummary])
+def get_prerequisites(slug: str, cat: CatalogDep) -> list[LessonSummary]:
+    """Every lesson to take first: transitive, each once, the most basic first."""
+    try:
+        return [LessonSummary.of(lesson) for lesson in cat.prerequisites(slug)]
+    except NotFound as exc:
+        raise ProblemError(404, str(exc), "lesson-not-found") from exc
+
+
+@router.get("/lessons/{slug}/stages/{stage}/guide", response_model=GuideView)
+def get_guide(slug: str, stage: int, cat: CatalogDep) -> GuideView:
+    try:
+        html = cat.guide(slug, stage)
+        guide_type = cat.lesson(slug).stages[stage].guide_type
+    except NotFound as exc:
+        raise ProblemError(404, str(exc), "lesson-not-found") from exc
+    except (GuideError, OSError) as exc:
+        raise ProblemError(
+            503, f"guide of {slug} stage {stage} cannot be rendered: {exc}", "guide-unavailable"
+        ) from exc
+    return GuideView(lesson=slug, stage=stage, guide_type=guide_type, html=html)
+
+
+@router.get("/collections", response_model=list[CollectionView])
+def list_collections(cat: CatalogDep) -> list[CollectionView]:
+    return [
+        CollectionView.of(c, [lesson.slug for lesson in cat.lessons(collection=c.slug)])
+        for c in sorted(cat.tree.collections.values(), key=lambda c: c.slug)
+    ]
+
+
+@router.get("/collections/{slug}", response_model=CollectionView)
+def get_collection(slug: str, cat: CatalogDep) -> CollectionView:
+    collection = cat.tree.collections.get(slug)
+    if collection is None:
+        raise ProblemError(404, f"no collection '{slug}'", "collection-not-found")
+    return CollectionView.of(collection, [lesson.slug for lesson in cat.lessons(collection=slug)])
+
+
+@router.get("/images", response_model=list[ImageView])
+def list_images(cat: CatalogDep) -> list[ImageView]:
+    return [ImageView.of(i) for i in sorted(cat.tree.images.values(), key=lambda i: i.slug)]
+
+
+@router.get("/images/{slug}", response_model=ImageView)
+def get_image(slug: str, cat: CatalogDep) -> ImageView:
+    image = cat.tree.images.get(slug)
+    if image is None:
+        raise ProblemError(404, f"no image '{slug}'", "image-not-found")
+    return ImageView.of(image)

@@ -1,0 +1,185 @@
+"""The plan: addressing, naming, security and the shape of every object."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from syringe.curriculum import load_curriculum
+from syringe.curriculum.files import read_lesson_files
+from syringe.plan import LiveLessonIdentity, PlanSettings, build_plan
+from syringe.plan.builder import bridge_name
+from syringe.plan.files import CHUNK_BYTES, pack_files
+from tests.corpus import write_curriculum
+
+WHO = LiveLessonIdentity(id="ll1", session="s1", created_at=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+@pytest.fixture
+def tree(tmp_path: Path):  # type: ignore[no-untyped-def]
+    return load_curriculum(write_curriculum(tmp_path))
+
+
+def _plan(tree, settings: PlanSettings | None = None, who: LiveLessonIdentity = WHO, stage: int = 0):  # type: ignore[no-untyped-def]
+    source = tree.lessons["triangle"]
+    return build_plan(source.lesson, tree.images, stage, who, settings or PlanSettings(), read_lesson_files(source))
+
+
+def _by_kind(plan, kind: str) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+    return [o for o in plan.objects if o["kind"] == kind]
+
+
+def test_objects_come_in_dependency_order(tree) -> None:  # type: ignore[no-untyped-def]
+    plan = _plan(tree)
+    kinds = [[o["kind"] for o in wave] for wave in plan.waves]
+    assert kinds[0] == ["Namespace"]
+    assert set(kinds[1]) == {"NetworkPolicy", "ResourceQuota", "LimitRange", "NetworkAttachmentDefinition", "ConfigMap"}
+    assert kinds[2] == ["Pod"] * 3 + ["Service"] * 3
+    assert plan.namespace == "syringe-ll1"
+    assert all(o["metadata"].get("namespace") == "syringe-ll1" for o in plan.objects[1:])
+
+
+def test_every_object_carries_the_identity_labels(tree) -> None:  # type: ignore[no-untyped-def]
+    for obj in _plan(tree).objects:
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "syringe"
+        assert labels["syringe.io/instance"] == "syringe"
+        assert labels["syringe.io/livelesson"] == "ll1"
+        assert labels["syringe.io/session"] == "s1"
+        assert labels["syringe.io/lesson"] == "triangle"
+
+
+def test_namespace_state_annotations(tree) -> None:  # type: ignore[no-untyped-def]
+    expiry = datetime(2026, 1, 1, 1, tzinfo=UTC)
+    who = LiveLessonIdentity(id="ll1", session="s1", created_at=WHO.created_at, expires_at=expiry)
+    annotations = _plan(tree, who=who, stage=1).objects[0]["metadata"]["annotations"]
+    assert annotations["syringe.io/stage"] == "1"
+    assert annotations["syringe.io/status"] == "INITIALIZED"
+    assert annotations["syringe.io/expires-at"] == expiry.isoformat()
+
+
+def test_addresses_are_deterministic_and_explicit_subnets_win(tree) -> None:  # type: ignore[no-untyped-def]
+    links = _plan(tree).links
+    assert (links[0].subnet, links[0].a.address, links[0].b.address) == ("10.12.0.0/24", "10.12.0.1/24", "10.12.0.2/24")
+    assert (links[1].subnet, links[1].a.address, links[1].b.address) == (
+        "10.254.0.0/24",
+        "10.254.0.1/24",
+        "10.254.0.2/24",
+    )
+    assert _plan(tree).links == links
+
+
+def test_pool_skips_subnets_the_lesson_names(tree) -> None:  # type: ignore[no-untyped-def]
+    links = _plan(tree, PlanSettings(subnet_pool="10.12.0.0/16")).links
+    assert links[1].subnet == "10.12.1.0/24"
+
+
+def test_interface_names_follow_image_then_kind_defaults(tree) -> None:  # type: ignore[no-untyped-def]
+    links = _plan(tree).links
+    # r1 is a router VM with networkInterfaces [ge-0, ge-1]; h1 is a container without a list.
+    assert (links[0].a.endpoint, links[0].a.interface) == ("r1", "ge-0")
+    assert (links[1].a.endpoint, links[1].a.interface) == ("r1", "ge-1")
+    assert (links[1].b.endpoint, links[1].b.interface) == ("h1", "net1")
+
+
+def test_nads_are_bridges_with_host_local_ipam(tree) -> None:  # type: ignore[no-untyped-def]
+    nads = _by_kind(_plan(tree), "NetworkAttachmentDefinition")
+    assert [n["metadata"]["name"] for n in nads] == ["conn0-r1-r2", "conn1-r1-h1"]
+    configs = [json.loads(n["spec"]["config"]) for n in nads]
+    assert all(c["type"] == "bridge" and len(c["bridge"]) <= 15 for c in configs)
+    assert len({c["bridge"] for c in configs}) == 2
+    assert configs[0]["ipam"] == {"type": "host-local", "subnet": "10.12.0.0/24", "rangeStart": "10.12.0.3"}
+
+
+def test_bridge_names_differ_between_live_lessons() -> None:
+    names = {bridge_name(f"syringe-{i}", 0) for i in range(500)}
+    assert len(names) == 500
+    assert all(len(n) <= 15 for n in names)
+
+
+def test_pods_reference_networks_with_explicit_interfaces_and_affinity(tree) -> None:  # type: ignore[no-untyped-def]
+    pods = {p["metadata"]["name"]: p for p in _by_kind(_plan(tree), "Pod")}
+    networks = json.loads(pods["r1"]["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"])
+    assert networks == [{"name": "conn0-r1-r2", "interface": "ge-0"}, {"name": "conn1-r1-h1", "interface": "ge-1"}]
+    affinity = pods["h1"]["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert affinity == {
+        "labelSelector": {"matchLabels": {"syringe.io/livelesson": "ll1"}},
+        "topologyKey": "kubernetes.io/hostname",
+    }
+
+
+def test_ports_are_presentations_and_additional_ports(tree) -> None:  # type: ignore[no-untyped-def]
+    plan = _plan(tree)
+    pods = {p["metadata"]["name"]: p for p in _by_kind(plan, "Pod")}
+    services = {s["metadata"]["name"]: s for s in _by_kind(plan, "Service")}
+    r2_ports = pods["r2"]["spec"]["containers"][0]["ports"]
+    assert [(p["name"], p["containerPort"]) for p in r2_ports] == [("ssh-22", 22), ("netconf-830", 830)]
+    assert [(p["name"], p["port"]) for p in services["h1"]["spec"]["ports"]] == [("tcp-8080", 8080)]
+    assert services["h1"]["spec"]["type"] == "ClusterIP"
+    assert services["h1"]["spec"]["selector"] == {"syringe.io/livelesson": "ll1", "syringe.io/endpoint": "h1"}
+
+
+def test_security_context_follows_flavor(tree) -> None:  # type: ignore[no-untyped-def]
+    settings = PlanSettings(untrusted_runtime_class="kata", kvm_resource="devices.kubevirt.io/kvm")
+    pods = {p["metadata"]["name"]: p for p in _by_kind(_plan(tree, settings), "Pod")}
+    router, host = pods["r1"]["spec"], pods["h1"]["spec"]
+    assert router["containers"][0]["securityContext"] == {"privileged": True}
+    assert router["containers"][0]["resources"]["limits"]["devices.kubevirt.io/kvm"] == "1"
+    assert "runtimeClassName" not in router
+    assert host["runtimeClassName"] == "kata"
+    assert host["containers"][0]["securityContext"]["capabilities"] == {"add": ["NET_ADMIN"]}
+    assert "privileged" not in host["containers"][0]["securityContext"]
+
+
+def test_vm_pods_request_guest_memory_plus_overhead(tree) -> None:  # type: ignore[no-untyped-def]
+    pods = {p["metadata"]["name"]: p for p in _by_kind(_plan(tree), "Pod")}
+    requests = pods["r1"]["spec"]["containers"][0]["resources"]["requests"]
+    assert requests == {"cpu": "1", "memory": "768Mi"}
+    env = {e["name"]: e["value"] for e in pods["r1"]["spec"]["containers"][0]["env"]}
+    assert env["SYRINGE_VM_MEMORY_MIB"] == "512"
+    assert env["SYRINGE_VM_DISK"] == "/images/router.qcow2"
+
+
+def test_lesson_files_and_topology_reach_pods_through_config_maps(tree) -> None:  # type: ignore[no-untyped-def]
+    plan = _plan(tree)
+    config_maps = _by_kind(plan, "ConfigMap")
+    items = {
+        item["path"]: cm["data"][item["key"]]
+        for cm in config_maps
+        for item in next(
+            s["configMap"]["items"]
+            for s in _by_kind(plan, "Pod")[0]["spec"]["volumes"][0]["projected"]["sources"]
+            if s["configMap"]["name"] == cm["metadata"]["name"]
+        )
+    }
+    assert items["stage0/configs/r1.py"] == "# stage0/configs/r1.py\n"
+    topology = json.loads(items[".syringe/topology.json"])
+    assert topology["endpoints"]["h1"]["interfaces"] == [
+        {"name": "net1", "address": "10.254.0.2/24", "peer": "r1", "connection": 1}
+    ]
+    mount = _by_kind(plan, "Pod")[0]["spec"]["containers"][0]["volumeMounts"][0]
+    assert mount == {"name": "lesson-files", "mountPath": "/antidote", "readOnly": True}
+    assert all("hostPath" not in v for p in _by_kind(plan, "Pod") for v in p["spec"]["volumes"])
+
+
+def test_large_lessons_are_split_over_config_maps() -> None:
+    files = {f"big{i}.bin": bytes([0xFF - i]) * (CHUNK_BYTES // 2) for i in range(5)}
+    files["text.md"] = b"hello"
+    chunks = pack_files(files, "lesson-files")
+    assert len(chunks) == 3
+    assert all(c.size <= CHUNK_BYTES for c in chunks)
+    assert sum(len(c.items) for c in chunks) == 6
+    assert any("big0.bin" in key for c in chunks for key in c.binary_data)
+
+
+def test_quota_covers_pods_and_configuration_jobs(tree) -> None:  # type: ignore[no-untyped-def]
+    quota = _by_kind(_plan(tree), "ResourceQuota")[0]["spec"]["hard"]
+    assert quota["pods"] == "9"  # 3 endpoints + 2 jobs each
+
+
+def test_unknown_stage_is_refused(tree) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="stages 0-1, not 5"):
+        _plan(tree, stage=5)
