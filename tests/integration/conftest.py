@@ -33,7 +33,7 @@ def kube_api() -> Iterator[client.ApiClient]:
     api = config.new_client_from_config(config_file=path)
     try:
         client.VersionApi(api).get_code()
-    except Exception as exc:  # noqa: BLE001 - any failure here means no usable cluster
+    except Exception as exc:
         pytest.fail(f"the API server in {path} does not answer: {exc}", pytrace=False)
     yield api
     api.close()
@@ -56,7 +56,7 @@ def kube_dynamic(kube_api: client.ApiClient) -> dynamic.DynamicClient:
         try:
             dyn.resources.get(api_version="k8s.cni.cncf.io/v1", kind="NetworkAttachmentDefinition")
             break
-        except Exception:  # noqa: BLE001 - discovery lags the CRD by a moment
+        except Exception:
             time.sleep(0.1)
             dyn = dynamic.DynamicClient(kube_api)
     return dyn
