@@ -8,7 +8,8 @@ scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/mypy
 if [ -z "${SYRINGE_TEST_KUBECONFIG:-}" ]; then
-  if ! scripts/k8s-local.sh status | grep -q 'kube-apiserver running'; then
+  # Stop the control plane afterwards only if this run started it.
+  if [[ "$(scripts/k8s-local.sh status)" != *"kube-apiserver running"* ]]; then
     trap 'scripts/k8s-local.sh stop' EXIT
   fi
   SYRINGE_TEST_KUBECONFIG="$(scripts/k8s-local.sh start)"
