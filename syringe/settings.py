@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from syringe.plan.settings import PlanSettings
+
+
+class LifecycleSettings(BaseModel):
+    """How live lessons live: limits, timeouts, expiry, and how Syringe reaches endpoints."""
+
+    address_mode: Literal["service-dns", "cluster-ip", "pod-ip"] = Field(
+        default="service-dns",
+        description="How Syringe reaches endpoints: Service DNS names (in a cluster), ClusterIPs, or pod IPs "
+        "(out of cluster, and in the tests).",
+    )
+    cluster_domain: str = "cluster.local"
+    ttl_seconds: int = Field(
+        default=3600, ge=10, description="A live lesson expires this long after its last keepalive."
+    )
+    max_live_lessons: int = Field(default=200, ge=1, description="Global limit of live lessons.")
+    max_per_session: int = Field(default=3, ge=1, description="Live lessons one session may hold at once.")
+    launch_timeout: float = Field(default=600.0, gt=0, description="Seconds from launch to READY before ERROR.")
+    apply_timeout: float = Field(default=60.0, gt=0, description="Seconds to keep retrying object creation.")
+    delete_timeout: float = Field(default=120.0, gt=0)
+    unschedulable_grace: float = Field(default=30.0, ge=0, description="How long a pod may stay unschedulable.")
+    gc_interval: float = Field(default=30.0, gt=0)
+    api_threads: int = Field(default=8, ge=1, le=64, description="Bounded pool for blocking Kubernetes calls.")
 
 
 class Settings(BaseSettings):
@@ -17,4 +40,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8086, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, description="Largest request body the API accepts.")
+    kubeconfig: str | None = Field(
+        default=None, description="Kubeconfig of the cluster to run lessons in; in a pod, the service account is used."
+    )
     plan: PlanSettings = Field(default_factory=PlanSettings)
+    lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)

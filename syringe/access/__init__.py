@@ -1,0 +1,1 @@
+"""Reaching endpoints: readiness probes (and, later, the terminal bridge and the HTTP proxy)."""

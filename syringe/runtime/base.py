@@ -1,0 +1,91 @@
+"""The runtime protocol: what the lifecycle needs from wherever live lessons run.
+
+Like KNE's node interface, the protocol is small. Building objects stays in the plan; a runtime only
+applies, watches, lists and deletes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from syringe.plan import Plan
+
+
+@dataclass(frozen=True)
+class EndpointObservation:
+    """What the runtime last saw of one endpoint's pod."""
+
+    namespace: str
+    endpoint: str
+    phase: str  # Pending, Running, Succeeded, Failed, Unknown, Deleted
+    ready: bool = False
+    pod_ip: str | None = None
+    service_ip: str | None = None
+    # The most specific reason a person can act on: ImagePullBackOff, CrashLoopBackOff, Unschedulable...
+    reason: str | None = None
+    message: str | None = None
+    fatal: bool = False  # the pod will not get better by waiting
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    namespace: str
+    name: str
+    succeeded: bool
+    failed: bool
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class NamespaceGone:
+    namespace: str
+
+
+RuntimeEvent = EndpointObservation | JobObservation | NamespaceGone
+
+
+@dataclass(frozen=True)
+class LiveLessonRecord:
+    """A live lesson as the runtime stores it: enough to rebuild the service's state after a restart."""
+
+    namespace: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    terminating: bool = False
+    endpoints: list[EndpointObservation] = field(default_factory=list)
+
+
+class Runtime(Protocol):
+    """Where live lessons run."""
+
+    async def check(self) -> list[str]:
+        """Start-up checks. Returns problems a person can act on; empty when all is well."""
+        ...
+
+    async def start(self) -> None:
+        """Begin observing; returns once what already exists has been seen."""
+        ...
+
+    async def apply(self, plan: Plan) -> None:
+        """Create every object of the plan. Idempotent: objects that already exist are left as they are."""
+        ...
+
+    async def annotate(self, namespace: str, annotations: Mapping[str, str | None]) -> None:
+        """Persist live-lesson state on its namespace (None removes an annotation)."""
+        ...
+
+    async def delete(self, namespace: str, timeout: float) -> bool:
+        """Delete a live lesson and wait until it is gone. False when the timeout passed first."""
+        ...
+
+    async def list_live_lessons(self) -> list[LiveLessonRecord]:
+        """Every live lesson of this instance, with its endpoints as last observed."""
+        ...
+
+    def events(self) -> AsyncIterator[RuntimeEvent]:
+        """Observations of endpoints, jobs and namespaces, as they change. Survives outages."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,49 @@
+"""Creating a plan's objects: the right client method for each kind, idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client
+
+from syringe.plan.builder import NAD_API_VERSION
+
+NAD_GROUP, NAD_VERSION = NAD_API_VERSION.split("/")
+NAD_PLURAL = "network-attachment-definitions"
+
+
+class Creators:
+    """Maps an object's kind to the typed client call that creates it."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        core = client.CoreV1Api(api)
+        networking = client.NetworkingV1Api(api)
+        batch = client.BatchV1Api(api)
+        custom = client.CustomObjectsApi(api)
+        self._namespaced: dict[str, Callable[..., Any]] = {
+            "Pod": core.create_namespaced_pod,
+            "Service": core.create_namespaced_service,
+            "ConfigMap": core.create_namespaced_config_map,
+            "Secret": core.create_namespaced_secret,
+            "ResourceQuota": core.create_namespaced_resource_quota,
+            "LimitRange": core.create_namespaced_limit_range,
+            "NetworkPolicy": networking.create_namespaced_network_policy,
+            "Job": batch.create_namespaced_job,
+        }
+        self._create_namespace = core.create_namespace
+        self._custom = custom
+
+    def for_object(self, obj: dict[str, Any]) -> Callable[[], Any]:
+        kind = obj["kind"]
+        if kind == "Namespace":
+            return lambda: self._create_namespace(obj)
+        namespace = obj["metadata"]["namespace"]
+        if kind == "NetworkAttachmentDefinition":
+            return lambda: self._custom.create_namespaced_custom_object(
+                NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL, obj
+            )
+        create = self._namespaced.get(kind)
+        if create is None:
+            raise ValueError(f"the Kubernetes runtime cannot create a {kind}")
+        return lambda: create(namespace, obj)

@@ -1,0 +1,280 @@
+"""KubernetesRuntime: applies plans, watches pods and jobs, lists and deletes live lessons."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from syringe.errors import RuntimeUnavailable
+from syringe.plan import Plan, labels
+from syringe.runtime.base import EndpointObservation, LiveLessonRecord, NamespaceGone, RuntimeEvent
+from syringe.runtime.kubernetes.calls import ApiCalls, describe, is_transient
+from syringe.runtime.kubernetes.checking import run_checks
+from syringe.runtime.kubernetes.creating import Creators
+from syringe.runtime.kubernetes.watching import ResilientWatch
+from syringe.runtime.observe import observe_job, observe_pod
+
+log = logging.getLogger(__name__)
+
+
+def api_client_from(kubeconfig: str | None, pool_size: int = 16) -> client.ApiClient:
+    """A client from a kubeconfig file, or from the pod's service account when there is none.
+
+    ``pool_size`` bounds the HTTP connections: the call pool's threads plus the long-lived watches.
+    """
+    configuration = client.Configuration()
+    if kubeconfig:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        config.load_incluster_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
+
+
+class KubernetesRuntime:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        instance: str,
+        max_threads: int = 8,
+        apply_timeout: float = 60.0,
+    ) -> None:
+        self.api = api
+        self.instance = instance
+        self.selector = labels.instance_selector(instance)
+        self.calls = ApiCalls(max_threads)
+        self.apply_timeout = apply_timeout
+        self.connected = False
+        self._core = client.CoreV1Api(api)
+        self._batch = client.BatchV1Api(api)
+        self._creators = Creators(api)
+        self._subscribers: list[asyncio.Queue[RuntimeEvent]] = []
+        self._gone_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._service_ips: dict[tuple[str, str], str] = {}
+        self._watches: list[ResilientWatch] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------------ checks
+    async def check(self) -> list[str]:
+        return await run_checks(self.api, self.calls)
+
+    # ------------------------------------------------------------------ apply
+    async def apply(self, plan: Plan) -> None:
+        deadline = asyncio.get_running_loop().time() + self.apply_timeout
+        namespace_obj = plan.waves[0][0]
+        await self._create_namespace(namespace_obj, deadline)
+        for wave in plan.waves[1:]:
+            await asyncio.gather(*(self._create(obj, deadline) for obj in wave))
+
+    async def _create_namespace(self, obj: dict[str, Any], deadline: float) -> None:
+        name = obj["metadata"]["name"]
+        try:
+            await self.calls.retrying("create", deadline, self._creators.for_object(obj))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise RuntimeUnavailable(f"creating namespace {name}: {describe(exc)}") from exc
+            existing = await self.calls.retrying("get", deadline, self._core.read_namespace, name)
+            if existing.metadata.deletion_timestamp:
+                raise RuntimeUnavailable(f"namespace {name} is still being deleted; try again shortly") from exc
+            owner = (existing.metadata.labels or {}).get(labels.INSTANCE)
+            if owner != self.instance:
+                raise RuntimeUnavailable(f"namespace {name} exists and is not managed by this Syringe") from exc
+        except Exception as exc:
+            raise RuntimeUnavailable(f"creating namespace {name}: {describe(exc)}") from exc
+
+    async def _create(self, obj: dict[str, Any], deadline: float) -> None:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        create = self._creators.for_object(obj)
+        delay = 0.2
+        while True:
+            try:
+                created = await self.calls.retrying("create", deadline, create)
+                if kind == "Service" and created.spec.cluster_ip:
+                    endpoint = obj["metadata"]["labels"].get(labels.ENDPOINT, name)
+                    self._service_ips[(obj["metadata"]["namespace"], endpoint)] = created.spec.cluster_ip
+                return
+            except ApiException as exc:
+                if exc.status == 409:
+                    return  # already there: applying is idempotent
+                # Clusters with ServiceAccount admission refuse pods until the namespace's default
+                # service account exists, a moment after the namespace.
+                waiting_for_account = exc.status == 403 and "serviceaccount" in (exc.body or "")
+                loop_time = asyncio.get_running_loop().time()
+                if waiting_for_account and loop_time + delay < deadline:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                raise RuntimeUnavailable(f"creating {kind} {name}: {describe(exc)}") from exc
+            except Exception as exc:
+                raise RuntimeUnavailable(f"creating {kind} {name}: {describe(exc)}") from exc
+
+    # ------------------------------------------------------------------ state
+    async def annotate(self, namespace: str, annotations: Mapping[str, str | None]) -> None:
+        body = {"metadata": {"annotations": dict(annotations)}}
+        deadline = asyncio.get_running_loop().time() + self.apply_timeout
+        try:
+            await self.calls.retrying("patch", deadline, self._core.patch_namespace, namespace, body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise RuntimeUnavailable(f"saving state of {namespace}: {describe(exc)}") from exc
+
+    # ------------------------------------------------------------------ delete
+    async def delete(self, namespace: str, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        gone: asyncio.Future[None] = loop.create_future()
+        self._gone_waiters.setdefault(namespace, []).append(gone)
+        deadline = loop.time() + timeout
+        try:
+            try:
+                await self.calls.retrying(
+                    "delete", deadline, self._core.delete_namespace, namespace, propagation_policy="Background"
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return True
+                raise RuntimeUnavailable(f"deleting {namespace}: {describe(exc)}") from exc
+            except Exception as exc:
+                if is_transient(exc):
+                    return False
+                raise
+            # Already finished before the watch could tell us?
+            try:
+                await self.calls("get", self._core.read_namespace, namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return True
+            except Exception:
+                pass
+            try:
+                await asyncio.wait_for(asyncio.shield(gone), max(0.0, deadline - loop.time()))
+                return True
+            except TimeoutError:
+                return False
+        finally:
+            waiters = self._gone_waiters.get(namespace, [])
+            if gone in waiters:
+                waiters.remove(gone)
+            if not waiters:
+                self._gone_waiters.pop(namespace, None)
+
+    # ------------------------------------------------------------------ list
+    async def list_live_lessons(self) -> list[LiveLessonRecord]:
+        namespaces, pods, services = await asyncio.gather(
+            self.calls("list", self._core.list_namespace, label_selector=self.selector),
+            self.calls("list", self._core.list_pod_for_all_namespaces, label_selector=self.selector),
+            self.calls("list", self._core.list_service_for_all_namespaces, label_selector=self.selector),
+        )
+        for service in services.items:
+            endpoint = (service.metadata.labels or {}).get(labels.ENDPOINT)
+            if endpoint and service.spec.cluster_ip:
+                self._service_ips[(service.metadata.namespace, endpoint)] = service.spec.cluster_ip
+        by_namespace: dict[str, list[EndpointObservation]] = {}
+        for pod in pods.items:
+            observation = self._observe(pod)
+            if observation is not None:
+                by_namespace.setdefault(observation.namespace, []).append(observation)
+        return [
+            LiveLessonRecord(
+                namespace=ns.metadata.name,
+                labels=dict(ns.metadata.labels or {}),
+                annotations=dict(ns.metadata.annotations or {}),
+                terminating=bool(ns.metadata.deletion_timestamp),
+                endpoints=by_namespace.get(ns.metadata.name, []),
+            )
+            for ns in namespaces.items
+        ]
+
+    def _observe(self, pod: Any) -> EndpointObservation | None:
+        endpoint = (pod.metadata.labels or {}).get(labels.ENDPOINT)
+        return observe_pod(pod, self._service_ips.get((pod.metadata.namespace, endpoint or "")))
+
+    # ------------------------------------------------------------------ watch
+    async def start(self) -> None:
+        """Start the pod, job and namespace watches; returns once each has listed what exists."""
+        if self._watches:
+            return
+        self._loop = asyncio.get_running_loop()
+        count = self.calls.counts.update
+        self._watches = [
+            ResilientWatch(
+                "pods",
+                self._core.list_pod_for_all_namespaces,
+                self.selector,
+                self._on_pod,
+                self._on_connection,
+                lambda verb: count([verb]),
+            ),
+            ResilientWatch(
+                "jobs",
+                self._batch.list_job_for_all_namespaces,
+                self.selector,
+                self._on_job,
+                None,
+                lambda verb: count([verb]),
+            ),
+            ResilientWatch(
+                "namespaces",
+                self._core.list_namespace,
+                self.selector,
+                self._on_namespace,
+                None,
+                lambda verb: count([verb]),
+            ),
+        ]
+        for w in self._watches:
+            w.start()
+        await asyncio.gather(*(asyncio.to_thread(w.synced.wait, 30) for w in self._watches))
+
+    def _emit(self, event: RuntimeEvent) -> None:
+        """Called on watch threads: hop onto the event loop."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._dispatch, event)
+
+    def _dispatch(self, event: RuntimeEvent) -> None:
+        if isinstance(event, NamespaceGone):
+            for waiter in self._gone_waiters.get(event.namespace, []):
+                if not waiter.done():
+                    waiter.set_result(None)
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+
+    def _on_pod(self, kind: str, pod: Any) -> None:
+        observation = self._observe(pod)
+        if observation is None:
+            return
+        if kind == "DELETED":
+            observation = EndpointObservation(observation.namespace, observation.endpoint, "Deleted")
+        self._emit(observation)
+
+    def _on_job(self, kind: str, job: Any) -> None:
+        if kind != "DELETED":
+            self._emit(observe_job(job))
+
+    def _on_namespace(self, kind: str, namespace: Any) -> None:
+        if kind == "DELETED":
+            self._emit(NamespaceGone(namespace.metadata.name))
+
+    def _on_connection(self, connected: bool) -> None:
+        self.connected = connected
+
+    async def events(self) -> AsyncIterator[RuntimeEvent]:
+        queue: asyncio.Queue[RuntimeEvent] = asyncio.Queue()
+        self._subscribers.append(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers.remove(queue)
+
+    async def close(self) -> None:
+        for w in self._watches:
+            w.stop()
+        self.calls.shutdown()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.api.close)

@@ -1,0 +1,99 @@
+"""Turning Kubernetes objects into observations a person can act on. Pure: no API calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syringe.plan import labels
+from syringe.runtime.base import EndpointObservation, JobObservation
+
+# Waiting reasons after which a container will not start without someone changing something.
+FATAL_WAITING = {
+    "ErrImagePull": "pulling the image failed",
+    "ImagePullBackOff": "pulling the image failed",
+    "InvalidImageName": "the image name is invalid",
+    "ErrImageNeverPull": "the image is not on the node and the pull policy is Never",
+    "CreateContainerConfigError": "the container's configuration is invalid",
+    "CreateContainerError": "the container could not be created",
+    "CrashLoopBackOff": "the container keeps crashing",
+    "RunContainerError": "the container could not be started",
+}
+
+
+def _get(obj: Any, *path: str) -> Any:
+    for name in path:
+        if obj is None:
+            return None
+        obj = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+    return obj
+
+
+def observe_pod(pod: Any, service_ip: str | None = None) -> EndpointObservation | None:
+    """An observation of a lesson pod (a V1Pod), or None for pods that are not endpoints."""
+    pod_labels = _get(pod, "metadata", "labels") or {}
+    endpoint = pod_labels.get(labels.ENDPOINT)
+    if not endpoint:
+        return None
+    namespace = _get(pod, "metadata", "namespace")
+    status = _get(pod, "status")
+    phase = _get(status, "phase") or "Pending"
+    if _get(pod, "metadata", "deletion_timestamp"):
+        phase = "Terminating"
+    conditions = _get(status, "conditions") or []
+    ready = any(_get(c, "type") == "Ready" and _get(c, "status") == "True" for c in conditions)
+    reason = message = None
+    fatal = False
+    for container in _get(status, "container_statuses") or []:
+        waiting = _get(container, "state", "waiting")
+        terminated = _get(container, "state", "terminated")
+        if waiting is not None and _get(waiting, "reason"):
+            reason = _get(waiting, "reason")
+            detail = _get(waiting, "message") or ""
+            explanation = FATAL_WAITING.get(reason)
+            if explanation:
+                fatal = True
+                image = _get(container, "image") or ""
+                message = f"{explanation} ({image}): {detail}".rstrip(": ") if image else detail
+            else:
+                message = detail or None
+        elif terminated is not None and phase not in ("Running",):
+            reason = _get(terminated, "reason") or "Terminated"
+            message = f"exit code {_get(terminated, 'exit_code')}: {_get(terminated, 'message') or ''}".strip()
+    if phase == "Failed":
+        fatal = True
+        reason = reason or _get(status, "reason") or "Failed"
+        message = message or _get(status, "message")
+    if reason is None:
+        for condition in conditions:
+            if _get(condition, "type") == "PodScheduled" and _get(condition, "status") == "False":
+                reason = _get(condition, "reason") or "Unschedulable"
+                message = _get(condition, "message")
+    return EndpointObservation(
+        namespace=namespace,
+        endpoint=endpoint,
+        phase=phase,
+        ready=ready,
+        pod_ip=_get(status, "pod_ip"),
+        service_ip=service_ip,
+        reason=reason,
+        message=message,
+        fatal=fatal,
+    )
+
+
+def observe_job(job: Any) -> JobObservation:
+    status = _get(job, "status")
+    conditions = _get(status, "conditions") or []
+    failed_condition = next(
+        (c for c in conditions if _get(c, "type") == "Failed" and _get(c, "status") == "True"), None
+    )
+    succeeded = bool(_get(status, "succeeded")) or any(
+        _get(c, "type") == "Complete" and _get(c, "status") == "True" for c in conditions
+    )
+    return JobObservation(
+        namespace=_get(job, "metadata", "namespace"),
+        name=_get(job, "metadata", "name"),
+        succeeded=succeeded,
+        failed=failed_condition is not None,
+        message=_get(failed_condition, "message") if failed_condition is not None else None,
+    )

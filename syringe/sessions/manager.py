@@ -1,0 +1,432 @@
+"""The live-lesson lifecycle: launch, drive to READY, keep alive, expire, delete, and recover.
+
+Status is served from memory. Watches keep it current, so reading a live lesson never costs an API-server
+call; only changes (launch, a status transition, keepalive, delete) write to the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+from syringe.access.probes import ProbeFailed, retry_until, tcp_probe
+from syringe.curriculum import CurriculumTree
+from syringe.curriculum.files import read_lesson_files
+from syringe.errors import LimitReached, NotFound, RuntimeCheckFailed, RuntimeUnavailable, UnknownLesson
+from syringe.plan import LiveLessonIdentity, PlanSettings, build_plan, labels, namespace_name
+from syringe.runtime.base import EndpointObservation, LiveLessonRecord, NamespaceGone, Runtime, RuntimeEvent
+from syringe.sessions import state
+from syringe.sessions.model import IN_PROGRESS, EndpointState, LiveLesson, Status
+from syringe.settings import LifecycleSettings
+
+log = logging.getLogger(__name__)
+
+
+class LaunchFailed(Exception):
+    """A launch step failed; the message names the endpoint, the step and what the runtime said."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LiveLessonManager:
+    def __init__(
+        self,
+        tree: CurriculumTree,
+        runtime: Runtime,
+        plan_settings: PlanSettings,
+        settings: LifecycleSettings,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.tree = tree
+        self.runtime = runtime
+        self.plan_settings = plan_settings
+        self.settings = settings
+        self.clock = clock
+        self.lessons: dict[str, LiveLesson] = {}
+        self._by_namespace: dict[str, LiveLesson] = {}
+        self.persistent_sessions: set[str] = set()
+        self._drives: dict[str, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listeners: set[asyncio.Queue[str]] = set()
+        self._cleanups: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ start and stop
+    async def start(self, check: bool = True) -> None:
+        if check:
+            problems = await self.runtime.check()
+            if problems:
+                raise RuntimeCheckFailed("; ".join(problems))
+        await self.runtime.start()
+        events = self.runtime.events()
+        self._tasks.append(asyncio.create_task(self._consume(events), name="lifecycle-events"))
+        for record in await self.runtime.list_live_lessons():
+            self._recover(record)
+        self._tasks.append(asyncio.create_task(self._collect_garbage_forever(), name="lifecycle-gc"))
+
+    async def stop(self) -> None:
+        for task in [*self._tasks, *self._drives.values(), *self._cleanups]:
+            task.cancel()
+        for task in [*self._tasks, *self._drives.values(), *self._cleanups]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._drives.clear()
+
+    # ------------------------------------------------------------------ queries (memory only)
+    def get(self, livelesson_id: str, session: str | None = None) -> LiveLesson:
+        found = self.lessons.get(livelesson_id)
+        if found is None or (session is not None and found.session != session):
+            raise NotFound(f"no live lesson '{livelesson_id}'")
+        return found
+
+    def of_session(self, session: str) -> list[LiveLesson]:
+        return [ll for ll in self.lessons.values() if ll.session == session]
+
+    def listen(self) -> asyncio.Queue[str]:
+        """A queue that receives the id of every live lesson whose state changes."""
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        self._listeners.add(queue)
+        return queue
+
+    def unlisten(self, queue: asyncio.Queue[str]) -> None:
+        self._listeners.discard(queue)
+
+    def _notify(self, ll: LiveLesson) -> None:
+        ll.updated_at = self.clock()
+        ll.touch()
+        for queue in self._listeners:
+            queue.put_nowait(ll.id)
+
+    # ------------------------------------------------------------------ launch
+    async def launch(self, session: str, lesson_slug: str, stage: int = 0) -> LiveLesson:
+        source = self.tree.lessons.get(lesson_slug)
+        if source is None:
+            raise UnknownLesson(f"no lesson '{lesson_slug}'")
+        if not 0 <= stage < len(source.lesson.stages):
+            raise UnknownLesson(f"lesson '{lesson_slug}' has stages 0-{len(source.lesson.stages) - 1}, not {stage}")
+        for ll in self.of_session(session):
+            if ll.lesson == lesson_slug and not ll.deleting:
+                return ll
+        held = [ll for ll in self.of_session(session) if not ll.deleting]
+        if len(held) >= self.settings.max_per_session:
+            raise LimitReached(
+                f"session {session} already has {len(held)} live lessons (the limit is "
+                f"{self.settings.max_per_session}); delete one first"
+            )
+        if len(self.lessons) >= self.settings.max_live_lessons:
+            raise LimitReached(
+                f"all {self.settings.max_live_lessons} live-lesson slots are in use; try again shortly",
+                retry_after=30,
+            )
+        livelesson_id = secrets.token_hex(5)
+        now = self.clock()
+        ll = LiveLesson(
+            id=livelesson_id,
+            session=session,
+            lesson=lesson_slug,
+            stage=stage,
+            namespace=namespace_name(self.plan_settings, livelesson_id),
+            created_at=now,
+            expires_at=now + timedelta(seconds=self.settings.ttl_seconds),
+            endpoints={e.name: EndpointState(e.name, e.ports()) for e in source.lesson.endpoints},
+        )
+        self._track(ll)
+        self._drive_in_background(ll)
+        return ll
+
+    def _track(self, ll: LiveLesson) -> None:
+        self.lessons[ll.id] = ll
+        self._by_namespace[ll.namespace] = ll
+
+    def _untrack(self, ll: LiveLesson) -> None:
+        self.lessons.pop(ll.id, None)
+        self._by_namespace.pop(ll.namespace, None)
+        self._notify(ll)
+
+    def _drive_in_background(self, ll: LiveLesson, apply: bool = True) -> None:
+        task = asyncio.create_task(self._drive(ll, apply), name=f"drive-{ll.id}")
+        self._drives[ll.id] = task
+        task.add_done_callback(lambda _: self._drives.pop(ll.id, None))
+
+    async def _drive(self, ll: LiveLesson, apply: bool) -> None:
+        source = self.tree.lessons[ll.lesson]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.launch_timeout
+        try:
+            if apply:
+                who = LiveLessonIdentity(
+                    id=ll.id, session=ll.session, created_at=ll.created_at, expires_at=ll.expires_at
+                )
+                files = await asyncio.to_thread(read_lesson_files, source)
+                plan = build_plan(source.lesson, self.tree.images, ll.stage, who, self.plan_settings, files)
+                if ll.session in self.persistent_sessions:
+                    plan.waves[0][0]["metadata"]["annotations"][state.PERSISTENT] = "true"
+                try:
+                    await self.runtime.apply(plan)
+                except RuntimeUnavailable as exc:
+                    await self._fail(ll, f"creating the lesson's objects: {exc}", cleanup=True)
+                    return
+                await self._set_status(ll, Status.BOOTING)
+            await self._wait_for_pods(ll, deadline)
+            await self._probe(ll, deadline)
+            await self._set_status(ll, Status.CONFIGURATION)
+            if source.lesson.ready_delay:
+                await asyncio.sleep(source.lesson.ready_delay)
+            await self._set_status(ll, Status.READY)
+        except LaunchFailed as exc:
+            await self._fail(ll, str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("live lesson %s: launch failed", ll.id)
+            await self._fail(ll, f"launch failed unexpectedly: {exc}", cleanup=True)
+
+    async def _wait_for_pods(self, ll: LiveLesson, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        unschedulable_since: dict[str, float] = {}
+        while True:
+            ll.changed.clear()
+            waiting = []
+            for endpoint in ll.endpoints.values():
+                seen = endpoint.observation
+                if seen is not None and seen.fatal:
+                    raise LaunchFailed(
+                        f"endpoint {endpoint.name}: starting pod: {seen.reason}: {seen.message or ''}".rstrip(": ")
+                    )
+                if seen is not None and seen.reason == "Unschedulable":
+                    since = unschedulable_since.setdefault(endpoint.name, loop.time())
+                    if loop.time() - since > self.settings.unschedulable_grace:
+                        raise LaunchFailed(f"endpoint {endpoint.name}: scheduling pod: Unschedulable: {seen.message}")
+                if not endpoint.running or self._address(ll, endpoint) is None:
+                    waiting.append(endpoint.name)
+            if not waiting:
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                names = ", ".join(waiting)
+                raise LaunchFailed(f"endpoints {names}: pods not running after {self.settings.launch_timeout:.0f}s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    ll.changed.wait(), min(remaining, self.settings.unschedulable_grace or remaining)
+                )
+
+    def _address(self, ll: LiveLesson, endpoint: EndpointState) -> str | None:
+        mode = self.settings.address_mode
+        seen = endpoint.observation
+        if mode == "pod-ip":
+            return seen.pod_ip if seen else None
+        if mode == "cluster-ip":
+            return seen.service_ip if seen else None
+        return f"{endpoint.name}.{ll.namespace}.svc.{self.settings.cluster_domain}"
+
+    def address_of(self, livelesson_id: str, endpoint: str) -> str | None:
+        ll = self.get(livelesson_id)
+        return self._address(ll, ll.endpoints[endpoint])
+
+    async def _probe(self, ll: LiveLesson, deadline: float) -> None:
+        async def probe_port(endpoint: EndpointState, port: int) -> None:
+            host = self._address(ll, endpoint)
+            assert host is not None
+            try:
+                await retry_until(lambda: tcp_probe(host, port), deadline)
+            except ProbeFailed as exc:
+                raise LaunchFailed(f"endpoint {endpoint.name}: port {port}: {exc}") from exc
+            endpoint.reachable.add(port)
+            self._notify(ll)
+
+        await asyncio.gather(*(probe_port(e, port) for e in ll.endpoints.values() for port in e.ports))
+
+    async def _set_status(self, ll: LiveLesson, status: Status, error: str | None = None) -> None:
+        ll.status, ll.error = status, error
+        self._notify(ll)
+        if not ll.deleting:
+            try:
+                await self.runtime.annotate(ll.namespace, state.status_annotations(status, error))
+            except RuntimeUnavailable as exc:
+                log.warning("live lesson %s: could not save status %s: %s", ll.id, status, exc)
+
+    async def _fail(self, ll: LiveLesson, reason: str, cleanup: bool = False) -> None:
+        log.warning("live lesson %s (%s): %s", ll.id, ll.lesson, reason)
+        if cleanup:
+            # Nothing half-made may stay behind: the namespace goes, the error stays visible in memory.
+            ll.status, ll.error = Status.ERROR, reason
+            self._notify(ll)
+            self._remove_namespace_in_background(ll)
+        else:
+            await self._set_status(ll, Status.ERROR, reason)
+
+    def _remove_namespace_in_background(self, ll: LiveLesson) -> None:
+        async def remove() -> None:
+            delay = 1.0
+            while True:
+                try:
+                    if await self.runtime.delete(ll.namespace, self.settings.delete_timeout):
+                        self._namespace_gone(ll)
+                        return
+                except Exception as exc:
+                    log.warning("removing %s: %s", ll.namespace, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15.0)
+
+        task = asyncio.create_task(remove(), name=f"cleanup-{ll.id}")
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    # ------------------------------------------------------------------ changes
+    async def keepalive(self, livelesson_id: str, session: str | None = None) -> LiveLesson:
+        ll = self.get(livelesson_id, session)
+        ll.expires_at = self.clock() + timedelta(seconds=self.settings.ttl_seconds)
+        self._notify(ll)
+        await self.runtime.annotate(ll.namespace, {labels.EXPIRES_AT: ll.expires_at.isoformat()})
+        return ll
+
+    async def set_persistent(self, session: str, persistent: bool) -> None:
+        if persistent:
+            self.persistent_sessions.add(session)
+        else:
+            self.persistent_sessions.discard(session)
+        value = "true" if persistent else None
+        await asyncio.gather(
+            *(self.runtime.annotate(ll.namespace, {state.PERSISTENT: value}) for ll in self.of_session(session))
+        )
+
+    async def delete(self, livelesson_id: str, session: str | None = None, wait: bool = True) -> bool:
+        """Delete a live lesson. Returns whether its namespace is already gone; otherwise it goes in the background."""
+        ll = self.get(livelesson_id, session)
+        ll.deleting = True
+        drive = self._drives.get(ll.id)
+        if drive is not None:
+            drive.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await drive
+        self._notify(ll)
+        if ll.namespace not in self._by_namespace:  # an ERROR whose namespace was already removed
+            self._untrack(ll)
+            return True
+        if wait:
+            try:
+                if await self.runtime.delete(ll.namespace, self.settings.delete_timeout):
+                    self._untrack(ll)
+                    return True
+            except RuntimeUnavailable as exc:
+                log.warning("deleting %s: %s; retrying in the background", ll.namespace, exc)
+        self._remove_namespace_in_background(ll)
+        return False
+
+    # ------------------------------------------------------------------ events
+    async def _consume(self, events: AsyncIterator[RuntimeEvent]) -> None:
+        async for event in events:
+            self._on_event(event)
+
+    def _namespace_gone(self, ll: LiveLesson) -> None:
+        if ll.deleting or ll.status is not Status.ERROR:
+            self._untrack(ll)
+        else:
+            # An ERROR whose namespace was cleaned up stays visible to the learner until deleted or expired.
+            self._by_namespace.pop(ll.namespace, None)
+
+    def _on_event(self, event: RuntimeEvent) -> None:
+        if isinstance(event, NamespaceGone):
+            ll = self._by_namespace.get(event.namespace)
+            if ll is not None:
+                self._namespace_gone(ll)
+            return
+        if not isinstance(event, EndpointObservation):
+            return
+        ll = self._by_namespace.get(event.namespace)
+        if ll is None or event.endpoint not in ll.endpoints:
+            return
+        ll.endpoints[event.endpoint].observation = event
+        if ll.status is Status.READY and not ll.deleting and (event.fatal or event.phase in ("Deleted", "Failed")):
+            reason = f"endpoint {event.endpoint}: pod {event.phase.lower()}: {event.reason or ''} {event.message or ''}"
+            asyncio.get_running_loop().create_task(self._set_status(ll, Status.ERROR, reason.strip()))
+        self._notify(ll)
+
+    # ------------------------------------------------------------------ recovery
+    def _recover(self, record: LiveLessonRecord) -> None:
+        if record.terminating:
+            return
+        record_labels, annotations = record.labels, record.annotations
+        livelesson_id = record_labels.get(labels.LIVELESSON)
+        session = record_labels.get(labels.SESSION, "")
+        slug = record_labels.get(labels.LESSON, "")
+        if not livelesson_id or livelesson_id in self.lessons:
+            return
+        now = self.clock()
+        created = state.parse_time(annotations.get(labels.CREATED_AT), now)
+        ll = LiveLesson(
+            id=livelesson_id,
+            session=session,
+            lesson=slug,
+            stage=state.parse_stage(annotations),
+            namespace=record.namespace,
+            created_at=created,
+            expires_at=state.parse_time(
+                annotations.get(labels.EXPIRES_AT), now + timedelta(seconds=self.settings.ttl_seconds)
+            ),
+            status=state.parse_status(annotations.get(labels.STATUS)),
+            error=annotations.get(state.ERROR),
+        )
+        if annotations.get(state.PERSISTENT) == "true":
+            self.persistent_sessions.add(session)
+        source = self.tree.lessons.get(slug)
+        if source is None:
+            ll.status, ll.error = Status.ERROR, f"lesson '{slug}' is no longer in the curriculum"
+            self._track(ll)
+            return
+        ll.endpoints = {e.name: EndpointState(e.name, e.ports()) for e in source.lesson.endpoints}
+        for observation in record.endpoints:
+            if observation.endpoint in ll.endpoints:
+                ll.endpoints[observation.endpoint].observation = observation
+        if ll.status is Status.READY:
+            for endpoint in ll.endpoints.values():
+                endpoint.reachable = set(endpoint.ports) if endpoint.running else set()
+        self._track(ll)
+        if ll.status in IN_PROGRESS:
+            # It was being launched when the previous process stopped: carry on (applying is idempotent).
+            self._drive_in_background(ll, apply=True)
+
+    # ------------------------------------------------------------------ expiry
+    def expired(self) -> list[LiveLesson]:
+        now = self.clock()
+        return [
+            ll
+            for ll in self.lessons.values()
+            if ll.expires_at <= now and ll.session not in self.persistent_sessions and not ll.deleting
+        ]
+
+    async def collect_garbage(self) -> list[str]:
+        """Delete expired live lessons, and namespaces of this instance that no live lesson owns."""
+        removed = []
+        for ll in self.expired():
+            log.info("live lesson %s expired", ll.id)
+            await self.delete(ll.id, wait=False)
+            removed.append(ll.namespace)
+        try:
+            records = await self.runtime.list_live_lessons()
+        except Exception as exc:
+            log.warning("garbage collection could not list live lessons: %s", exc)
+            return removed
+        for record in records:
+            if record.namespace not in self._by_namespace and not record.terminating:
+                livelesson_id = record.labels.get(labels.LIVELESSON, "")
+                if livelesson_id in self.lessons:
+                    continue  # an ERROR kept for the learner whose namespace is being removed
+                log.info("removing orphaned namespace %s", record.namespace)
+                await self.runtime.delete(record.namespace, timeout=0.1)
+                removed.append(record.namespace)
+        return removed
+
+    async def _collect_garbage_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.gc_interval)
+            try:
+                await self.collect_garbage()
+            except Exception:
+                log.exception("garbage collection failed")

@@ -1,0 +1,76 @@
+"""What a live lesson is while it lives: status, endpoints, times. Kept in memory, mirrored to the cluster."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from syringe.runtime.base import EndpointObservation
+
+
+class Status(StrEnum):
+    INITIALIZED = "INITIALIZED"
+    BOOTING = "BOOTING"
+    CONFIGURATION = "CONFIGURATION"
+    READY = "READY"
+    ERROR = "ERROR"
+
+
+IN_PROGRESS = {Status.INITIALIZED, Status.BOOTING, Status.CONFIGURATION}
+
+
+@dataclass
+class EndpointState:
+    name: str
+    ports: list[int]
+    observation: EndpointObservation | None = None
+    reachable: set[int] = field(default_factory=set)
+
+    @property
+    def running(self) -> bool:
+        return self.observation is not None and self.observation.phase == "Running" and self.observation.ready
+
+    @property
+    def healthy(self) -> bool:
+        return self.running and self.reachable >= set(self.ports)
+
+    @property
+    def phase(self) -> str:
+        """pending, running or reachable: what `syringe up` shows."""
+        if self.healthy:
+            return "reachable"
+        if self.running:
+            return "running"
+        if self.observation is not None and self.observation.reason:
+            return f"pending ({self.observation.reason})"
+        return "pending"
+
+
+@dataclass
+class LiveLesson:
+    id: str
+    session: str
+    lesson: str
+    stage: int
+    namespace: str
+    created_at: datetime
+    expires_at: datetime
+    status: Status = Status.INITIALIZED
+    error: str | None = None
+    endpoints: dict[str, EndpointState] = field(default_factory=dict)
+    deleting: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    updated_at: datetime | None = None
+
+    @property
+    def healthy(self) -> int:
+        return sum(1 for e in self.endpoints.values() if e.healthy)
+
+    @property
+    def total(self) -> int:
+        return len(self.endpoints)
+
+    def touch(self) -> None:
+        self.changed.set()

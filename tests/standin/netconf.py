@@ -1,0 +1,163 @@
+"""A small but real NETCONF server session (RFC 6241 over RFC 6242 SSH framing, 1.0 and 1.1)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+import asyncssh
+
+BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
+CAP_10 = "urn:ietf:params:netconf:base:1.0"
+CAP_11 = "urn:ietf:params:netconf:base:1.1"
+CAPABILITIES = [
+    CAP_10,
+    CAP_11,
+    "urn:ietf:params:netconf:capability:candidate:1.0",
+    "urn:ietf:params:xml:ns:yang:ietf-interfaces?module=ietf-interfaces",
+]
+EOM = b"]]>]]>"
+_session_ids = itertools.count(1)
+
+
+@dataclass
+class Datastores:
+    """Configuration kept as XML fragments, per datastore, shared by every session of one device."""
+
+    running: list[str] = field(default_factory=list)
+    candidate: list[str] = field(default_factory=list)
+    edits: int = 0
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+class FramingError(Exception):
+    pass
+
+
+class NetconfSession:
+    """Works on bytes, because NETCONF 1.1 chunk sizes count bytes."""
+
+    def __init__(self, process: asyncssh.SSHServerProcess[bytes], store: Datastores, max_message: int = 1 << 20):
+        self.process = process
+        self.store = store
+        self.chunked = False
+        self.buffer = b""
+        self.max_message = max_message
+
+    async def _read_more(self) -> None:
+        data = await self.process.stdin.read(65536)
+        if not data:
+            raise EOFError
+        self.buffer += data
+        if len(self.buffer) > self.max_message:
+            raise FramingError("message too large")
+
+    async def read_message(self) -> str:
+        return (await self._read_frame()).decode("utf-8", errors="replace")
+
+    async def _read_frame(self) -> bytes:
+        if not self.chunked:
+            while EOM not in self.buffer:
+                await self._read_more()
+            message, self.buffer = self.buffer.split(EOM, 1)
+            return message
+        parts = []
+        while True:
+            while (match := re.match(rb"\n#(\d+|#)\n", self.buffer)) is None:
+                partial = len(self.buffer) < 2 or (self.buffer.startswith(b"\n#") and len(self.buffer) < 16)
+                if not partial:
+                    raise FramingError("bad chunk header")
+                await self._read_more()
+            self.buffer = self.buffer[match.end() :]
+            if match.group(1) == b"#":
+                return b"".join(parts)
+            length = int(match.group(1))
+            while len(self.buffer) < length:
+                await self._read_more()
+            parts.append(self.buffer[:length])
+            self.buffer = self.buffer[length:]
+
+    def write_message(self, text: str) -> None:
+        data = text.encode()
+        if self.chunked:
+            self.process.stdout.write(b"\n#%d\n%s\n##\n" % (len(data), data))
+        else:
+            self.process.stdout.write(data + EOM)
+
+    async def run(self) -> None:
+        session_id = next(_session_ids)
+        capabilities = "".join(f"<capability>{c}</capability>" for c in CAPABILITIES)
+        self.write_message(
+            f'<?xml version="1.0" encoding="UTF-8"?><hello xmlns="{BASE}"><capabilities>{capabilities}'
+            f"</capabilities><session-id>{session_id}</session-id></hello>"
+        )
+        try:
+            hello = ET.fromstring(await self.read_message())
+            theirs = {c.text.strip() for c in hello.iter() if _local(c.tag) == "capability" and c.text}
+            self.chunked = CAP_11 in theirs
+            while True:
+                message = await self.read_message()
+                if not self.handle(message):
+                    break
+        except (EOFError, asyncssh.BreakReceived, asyncssh.SignalReceived, ConnectionError):
+            pass
+        except (ET.ParseError, FramingError):
+            pass
+        self.process.exit(0)
+
+    def _reply(self, message_id: str | None, body: str) -> None:
+        attribute = f' message-id="{message_id}"' if message_id is not None else ""
+        self.write_message(f'<rpc-reply xmlns="{BASE}"{attribute}>{body}</rpc-reply>')
+
+    def _error(self, message_id: str | None, tag: str, text: str) -> None:
+        self._reply(
+            message_id,
+            f"<rpc-error><error-type>rpc</error-type><error-tag>{tag}</error-tag>"
+            f"<error-severity>error</error-severity><error-message>{text}</error-message></rpc-error>",
+        )
+
+    def handle(self, message: str) -> bool:
+        try:
+            rpc = ET.fromstring(message)
+        except ET.ParseError as exc:
+            self._error(None, "malformed-message", str(exc))
+            return True
+        message_id = rpc.get("message-id")
+        operation = next(iter(rpc), None)
+        if _local(rpc.tag) != "rpc" or operation is None:
+            self._error(message_id, "malformed-message", "expected <rpc> with an operation")
+            return True
+        name = _local(operation.tag)
+        if name in ("get-config", "get"):
+            source = operation.find(f"{{{BASE}}}source")
+            which = _local(next(iter(source)).tag) if source is not None and len(source) else "running"
+            fragments = self.store.candidate if which == "candidate" else self.store.running
+            self._reply(message_id, f"<data>{''.join(fragments)}</data>")
+        elif name == "edit-config":
+            target = operation.find(f"{{{BASE}}}target")
+            which = _local(next(iter(target)).tag) if target is not None and len(target) else "running"
+            config = operation.find(f"{{{BASE}}}config")
+            fragments = [ET.tostring(child, encoding="unicode") for child in (config if config is not None else [])]
+            if which == "candidate":
+                self.store.candidate = fragments
+            else:
+                self.store.running = fragments
+                self.store.candidate = list(fragments)
+            self.store.edits += 1
+            self._reply(message_id, "<ok/>")
+        elif name == "commit":
+            self.store.running = list(self.store.candidate)
+            self._reply(message_id, "<ok/>")
+        elif name in ("lock", "unlock", "discard-changes", "validate"):
+            self._reply(message_id, "<ok/>")
+        elif name == "close-session":
+            self._reply(message_id, "<ok/>")
+            return False
+        else:
+            self._error(message_id, "operation-not-supported", f"{name} is not supported")
+        return True

@@ -1,0 +1,172 @@
+"""Real protocol servers for one stand-in pod, bound to the pod's own loopback address."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncssh
+from aiohttp import web
+
+from tests.standin.netconf import Datastores, NetconfSession
+
+SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+
+
+class _Auth(asyncssh.SSHServer):
+    """Password auth with the credentials the pod was given (any password when none were)."""
+
+    def __init__(self, credentials: dict[str, str]) -> None:
+        self.credentials = credentials
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        if not self.credentials:
+            return bool(password)
+        return self.credentials.get(username) == password
+
+
+async def _shell(process: asyncssh.SSHServerProcess[bytes], hostname: str) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOSTNAME": hostname,
+        "HOME": "/tmp",
+        "PS1": f"{hostname}$ ",
+        "TERM": process.get_terminal_type() or "dumb",
+    }
+    if process.command:
+        proc = await asyncio.create_subprocess_exec(
+            SHELL,
+            "-c",
+            process.command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd="/tmp",
+        )
+    else:
+        proc = await asyncio.create_subprocess_exec(
+            SHELL,
+            "--norc",
+            "-i",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+            cwd="/tmp",
+        )
+    await process.redirect(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr)
+    code = await proc.wait()
+    process.exit(code)
+
+
+def _http_app(hostname: str, port: int) -> web.Application:
+    devices: list[Any] = []
+    app = web.Application()
+
+    async def index(_: web.Request) -> web.Response:
+        return web.Response(text=f"<html><body><h1>{hostname}:{port}</h1></body></html>", content_type="text/html")
+
+    async def get_devices(_: web.Request) -> web.Response:
+        return web.json_response(devices)
+
+    async def put_devices(request: web.Request) -> web.Response:
+        devices[:] = await request.json()
+        return web.json_response(devices)
+
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"host": hostname, "port": port})
+
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/api/devices", get_devices)
+    app.router.add_put("/api/devices", put_devices)
+    return app
+
+
+@dataclass
+class PodServers:
+    """Everything one pod listens on. Port kinds come from the container port names (ssh-22, http-8080)."""
+
+    address: str
+    hostname: str
+    ports: list[tuple[str, int]]
+    host_key: asyncssh.SSHKey
+    credentials: dict[str, str] = field(default_factory=dict)
+    store: Datastores = field(default_factory=Datastores)
+    _closers: list[Any] = field(default_factory=list)
+
+    async def start(self) -> None:
+        for name, port in self.ports:
+            kind = name.split("-", 1)[0]
+            if kind == "ssh":
+                await self._ssh(port, netconf=False)
+            elif kind == "netconf":
+                await self._ssh(port, netconf=True)
+            elif kind == "http":
+                runner = web.AppRunner(_http_app(self.hostname, port), access_log=None)
+                await runner.setup()
+                await web.TCPSite(runner, self.address, port).start()
+                self._closers.append(runner.cleanup)
+            else:
+                server = await asyncio.start_server(self._tcp, self.address, port)
+                self._closers.append(self._close_server(server))
+
+    @staticmethod
+    def _close_server(server: asyncio.AbstractServer) -> Any:
+        async def close() -> None:
+            server.close()
+
+        return close
+
+    async def _tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(json.dumps({"host": self.hostname}).encode() + b"\n")
+        await writer.drain()
+        writer.close()
+
+    async def _ssh(self, port: int, netconf: bool) -> None:
+        store, hostname = self.store, self.hostname
+
+        async def handle(process: asyncssh.SSHServerProcess[Any]) -> None:
+            if process.subsystem == "netconf":
+                await NetconfSession(process, store).run()
+            elif netconf:
+                process.stderr.write("this port serves the netconf subsystem only\n")
+                process.exit(1)
+            else:
+                await _shell(process, hostname)
+
+        server = await asyncssh.listen(
+            self.address,
+            port,
+            server_host_keys=[self.host_key],
+            server_factory=lambda: _Auth(self.credentials),
+            process_factory=handle,
+            encoding=None,
+            line_editor=False,
+        )
+        self._closers.append(self._close_ssh(server))
+
+    @staticmethod
+    def _close_ssh(server: asyncssh.SSHAcceptor) -> Any:
+        async def close() -> None:
+            server.close()
+
+        return close
+
+    async def stop(self) -> None:
+        for close in self._closers:
+            try:
+                await close()
+            except Exception:  # noqa: BLE001 - best effort at teardown
+                pass
+        self._closers.clear()
