@@ -16,6 +16,7 @@
 #   scripts/k8s-local.sh stop                     stop every process this script started
 #   scripts/k8s-local.sh status
 #   scripts/k8s-local.sh reset                    stop, then forget the run dir and etcd data
+#   scripts/k8s-local.sh stop-apiserver           stop kube-apiserver alone (outage tests); start brings it back
 #
 # Environment (all optional):
 #   SYRINGE_K8S_CACHE  built binaries and source (default /var/cache/syringe-k8s, outside the checkout)
@@ -254,5 +255,11 @@ case "${1:-start}" in
   stop) stop ;;
   status) status ;;
   reset) stop; rm -rf "$RUN_DIR" "$ETCD_DATA"; say "reset" ;;
-  *) die "usage: $0 start [KUBECONFIG_OUT] | build | stop | status | reset" ;;
+  stop-apiserver)
+    if is_running kube-apiserver; then
+      pid="$(cat "$PIDS/kube-apiserver")"; kill "$pid"; rm -f "$PIDS/kube-apiserver"
+      wait_for "apiserver exit" 10 bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
+      say "kube-apiserver stopped"
+    fi ;;
+  *) die "usage: $0 start [KUBECONFIG_OUT] | build | stop | status | reset | stop-apiserver" ;;
 esac

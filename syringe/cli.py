@@ -120,6 +120,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _live_settings(args: argparse.Namespace) -> Settings:
+    overrides = {"kubeconfig": args.kubeconfig} if getattr(args, "kubeconfig", None) else {}
+    return Settings(**overrides)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from syringe import cli_live
+
+    tree = _load_or_exit(_curriculum_path(args))
+    if args.lesson not in tree.lessons:
+        print(f"unknown lesson '{args.lesson}'; `syringe lessons` lists them", file=sys.stderr)
+        return 1
+    return cli_live.run(args, _live_settings(args), tree)
+
+
+def cmd_ls_or_down(args: argparse.Namespace) -> int:
+    from syringe import cli_live
+
+    return cli_live.run(args, _live_settings(args), None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syringe", description="Lesson orchestration for hands-on network labs.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -153,6 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "serve":
             sub.add_argument("--host")
             sub.add_argument("--port", type=int)
+
+    up = commands.add_parser("up", help="launch a live lesson and wait until it is ready (no web API needed)")
+    up.add_argument("lesson", help="lesson slug")
+    up.add_argument("--stage", type=int, default=0)
+    up.add_argument("--curriculum", help="curriculum directory (default: $SYRINGE_CURRICULUM or lessons)")
+    up.set_defaults(func=cmd_up)
+    ls = commands.add_parser("ls", help="list live lessons in the cluster")
+    ls.set_defaults(func=cmd_ls_or_down)
+    down = commands.add_parser("down", help="delete a live lesson")
+    down.add_argument("id", help="live-lesson id, as `syringe ls` shows")
+    down.set_defaults(func=cmd_ls_or_down)
+    for sub in (up, ls, down):
+        sub.add_argument("--kubeconfig", help="cluster to use (default: $SYRINGE_KUBECONFIG or $KUBECONFIG)")
     return parser
 
 

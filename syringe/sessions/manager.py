@@ -243,13 +243,14 @@ class LiveLessonManager:
         await asyncio.gather(*(probe_port(e, port) for e in ll.endpoints.values() for port in e.ports))
 
     async def _set_status(self, ll: LiveLesson, status: Status, error: str | None = None) -> None:
-        ll.status, ll.error = status, error
-        self._notify(ll)
         if not ll.deleting:
+            # Saved before anyone sees it, so whoever reacts to the new status finds the cluster agreeing.
             try:
                 await self.runtime.annotate(ll.namespace, state.status_annotations(status, error))
             except RuntimeUnavailable as exc:
                 log.warning("live lesson %s: could not save status %s: %s", ll.id, status, exc)
+        ll.status, ll.error = status, error
+        self._notify(ll)
 
     async def _fail(self, ll: LiveLesson, reason: str, cleanup: bool = False) -> None:
         log.warning("live lesson %s (%s): %s", ll.id, ll.lesson, reason)
@@ -269,7 +270,7 @@ class LiveLessonManager:
                     if await self.runtime.delete(ll.namespace, self.settings.delete_timeout):
                         self._namespace_gone(ll)
                         return
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - keep trying until the API server answers
                     log.warning("removing %s: %s", ll.namespace, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 15.0)
@@ -402,25 +403,21 @@ class LiveLessonManager:
         ]
 
     async def collect_garbage(self) -> list[str]:
-        """Delete expired live lessons, and namespaces of this instance that no live lesson owns."""
+        """Delete expired live lessons. Also adopt live lessons of this instance that memory lacks (made by
+        another process, or left mid-launch by a crash), so none is ever left without an owner."""
+        try:
+            records = await self.runtime.list_live_lessons()
+        except Exception as exc:  # noqa: BLE001 - try again next round
+            log.warning("garbage collection could not list live lessons: %s", exc)
+            records = []
+        for record in records:
+            if record.namespace not in self._by_namespace:
+                self._recover(record)
         removed = []
         for ll in self.expired():
             log.info("live lesson %s expired", ll.id)
             await self.delete(ll.id, wait=False)
-            removed.append(ll.namespace)
-        try:
-            records = await self.runtime.list_live_lessons()
-        except Exception as exc:
-            log.warning("garbage collection could not list live lessons: %s", exc)
-            return removed
-        for record in records:
-            if record.namespace not in self._by_namespace and not record.terminating:
-                livelesson_id = record.labels.get(labels.LIVELESSON, "")
-                if livelesson_id in self.lessons:
-                    continue  # an ERROR kept for the learner whose namespace is being removed
-                log.info("removing orphaned namespace %s", record.namespace)
-                await self.runtime.delete(record.namespace, timeout=0.1)
-                removed.append(record.namespace)
+            removed.append(ll.id)
         return removed
 
     async def _collect_garbage_forever(self) -> None:

@@ -7,15 +7,24 @@ part is never a skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
+
+from syringe.curriculum import load_curriculum
+from syringe.plan import PlanSettings
+from syringe.runtime.kubernetes import KubernetesRuntime, api_client_from
+from syringe.sessions import LiveLessonManager
+from syringe.settings import LifecycleSettings
+from tests.integration.helpers import StandInProcess, failure_curriculum
 
 REPO = Path(__file__).resolve().parents[2]
 NAD_CRD = REPO / "manifests/prerequisites/network-attachment-definition-crd.yaml"
@@ -33,7 +42,7 @@ def kube_api() -> Iterator[client.ApiClient]:
     api = config.new_client_from_config(config_file=path)
     try:
         client.VersionApi(api).get_code()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure here means no usable cluster
         pytest.fail(f"the API server in {path} does not answer: {exc}", pytrace=False)
     yield api
     api.close()
@@ -56,7 +65,51 @@ def kube_dynamic(kube_api: client.ApiClient) -> dynamic.DynamicClient:
         try:
             dyn.resources.get(api_version="k8s.cni.cncf.io/v1", kind="NetworkAttachmentDefinition")
             break
-        except Exception:
+        except Exception:  # noqa: BLE001 - discovery lags the CRD by a moment
             time.sleep(0.1)
             dyn = dynamic.DynamicClient(kube_api)
     return dyn
+
+
+@pytest.fixture(scope="session")
+def standin(kube_api: client.ApiClient) -> Iterator[StandInProcess]:
+    path = os.environ["SYRINGE_TEST_KUBECONFIG"]
+    process = StandInProcess(path)
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def instance() -> str:
+    """A Syringe instance id of the test's own, so tests never see each other's live lessons."""
+    return f"it{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+async def lifecycle(
+    kube_dynamic: dynamic.DynamicClient, standin: StandInProcess, instance: str, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[LiveLessonManager]]]:
+    """Builds started managers on the real cluster; deletes everything of the test's instance afterwards."""
+    kubeconfig = os.environ["SYRINGE_TEST_KUBECONFIG"]
+    made: list[tuple[LiveLessonManager, KubernetesRuntime]] = []
+    tree = load_curriculum(failure_curriculum(tmp_path / "curriculum"))
+    assert not tree.problems, tree.problems
+
+    async def make(**lifecycle_overrides: object) -> LiveLessonManager:
+        settings = LifecycleSettings(**{"address_mode": "pod-ip", **lifecycle_overrides})  # type: ignore[arg-type]
+        runtime = KubernetesRuntime(api_client_from(kubeconfig), instance, apply_timeout=settings.apply_timeout)
+        manager = LiveLessonManager(tree, runtime, PlanSettings(instance=instance, image_registry="test"), settings)
+        await manager.start()
+        made.append((manager, runtime))
+        return manager
+
+    yield make
+    for manager, _ in made:
+        await manager.stop()
+    core = client.CoreV1Api(kube_dynamic.client)
+    for ns in core.list_namespace(label_selector=f"syringe.io/instance={instance}").items:
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(ns.metadata.name)
+    for _, runtime in made:
+        await runtime.close()

@@ -9,7 +9,8 @@
 - completes Job pods (Succeeded; Failed when the image name holds "job-fail");
 - finishes graceful deletions, stopping the pod's servers.
 
-Run: python -m tests.standin.agent --kubeconfig FILE [--node NAME]. Prints "standin ready" when serving.
+Run: python -m tests.standin.agent --kubeconfig FILE [--node NAME] [--addresses CIDR]. Prints "standin ready"
+when serving. One stand-in per cluster: it removes other stand-in Nodes when it starts.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from kubernetes.client.rest import ApiException
 from tests.standin.servers import PodServers
 
 log = logging.getLogger("standin")
-ADDRESSES = ipaddress.ip_network("127.100.0.0/16")
 
 
 def now() -> str:
@@ -39,11 +39,11 @@ def now() -> str:
 
 
 class StandIn:
-    def __init__(self, api: client.ApiClient, node: str) -> None:
+    def __init__(self, api: client.ApiClient, node: str, addresses: str) -> None:
         self.core = client.CoreV1Api(api)
         self.coordination = client.CoordinationV1Api(api)
         self.node = node
-        self.free = list(ADDRESSES.hosts())[::-1]
+        self.free = list(ipaddress.ip_network(addresses).hosts())[::-1]
         self.pods: dict[str, tuple[str, PodServers | None]] = {}  # uid -> (address, servers)
         self.host_key = asyncssh.generate_private_key("ssh-ed25519")
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -71,6 +71,10 @@ class StandIn:
         ]
 
     def register(self) -> None:
+        # A stand-in left over from an earlier run would take pods it can no longer serve.
+        for stale in self.core.list_node(label_selector="syringe.io/standin=true").items:
+            if stale.metadata.name != self.node:
+                self.core.delete_node(stale.metadata.name)
         node = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -196,7 +200,11 @@ class StandIn:
                 await asyncio.to_thread(self._delete_now, pod)
             elif uid not in self.pods and pod.status.phase in (None, "Pending"):
                 self.pods[uid] = ("", None)
-                await self.start_pod(pod)
+                try:
+                    await self.start_pod(pod)
+                except OSError as exc:  # a server could not bind: fail the pod visibly, like a kubelet would
+                    await self._patch_status(pod, {"phase": "Failed", "reason": "StandInError", "message": str(exc)})
+                    raise
         except Exception as exc:  # noqa: BLE001 - one pod's trouble must not stop the node
             log.warning("pod %s/%s: %s", pod.metadata.namespace, pod.metadata.name, exc)
 
@@ -358,16 +366,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--node", default="syringe-standin")
+    parser.add_argument("--addresses", default="127.100.0.0/16", help="loopback range for pod IPs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s standin %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     api = config.new_client_from_config(config_file=args.kubeconfig)
-    standin = StandIn(api, args.node)
+    standin = StandIn(api, args.node, args.addresses)
     loop = asyncio.new_event_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, loop.stop)
-    loop.create_task(standin.run())
+    task = loop.create_task(standin.run())
     loop.run_forever()
+    task.cancel()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -165,8 +166,6 @@ class PodServers:
 
     async def stop(self) -> None:
         for close in self._closers:
-            try:
+            with contextlib.suppress(Exception):  # best effort at teardown
                 await close()
-            except Exception:  # noqa: BLE001 - best effort at teardown
-                pass
         self._closers.clear()

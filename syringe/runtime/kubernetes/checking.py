@@ -22,7 +22,7 @@ REQUIRED_ACCESS: list[tuple[str, str, str]] = [
 async def run_checks(api: client.ApiClient, calls: ApiCalls) -> list[str]:
     try:
         await calls("get", client.VersionApi(api).get_code, _request_timeout=10)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure means the same to an operator
         return [f"the Kubernetes API server at {api.configuration.host} is unreachable: {describe(exc)}"]
 
     problems = []

@@ -31,6 +31,16 @@ class Creators:
             "NetworkPolicy": networking.create_namespaced_network_policy,
             "Job": batch.create_namespaced_job,
         }
+        self._readers: dict[str, Callable[..., Any]] = {
+            "Pod": core.read_namespaced_pod,
+            "Service": core.read_namespaced_service,
+            "ConfigMap": core.read_namespaced_config_map,
+            "Secret": core.read_namespaced_secret,
+            "ResourceQuota": core.read_namespaced_resource_quota,
+            "LimitRange": core.read_namespaced_limit_range,
+            "NetworkPolicy": networking.read_namespaced_network_policy,
+            "Job": batch.read_namespaced_job,
+        }
         self._create_namespace = core.create_namespace
         self._custom = custom
 
@@ -47,3 +57,13 @@ class Creators:
         if create is None:
             raise ValueError(f"the Kubernetes runtime cannot create a {kind}")
         return lambda: create(namespace, obj)
+
+    def reader_for(self, obj: dict[str, Any]) -> Callable[[], Any]:
+        """The call that reads the object back (to tell "already there" from a real refusal)."""
+        name, namespace = obj["metadata"]["name"], obj["metadata"].get("namespace")
+        if obj["kind"] == "NetworkAttachmentDefinition":
+            return lambda: self._custom.get_namespaced_custom_object(
+                NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL, name
+            )
+        read = self._readers[obj["kind"]]
+        return lambda: read(name, namespace)

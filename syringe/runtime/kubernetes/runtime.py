@@ -102,6 +102,8 @@ class KubernetesRuntime:
             except ApiException as exc:
                 if exc.status == 409:
                     return  # already there: applying is idempotent
+                if exc.status == 403 and "exceeded quota" in (exc.body or "") and await self._exists(obj):
+                    return  # on a re-apply, the quota refuses what is already there before the name clash
                 # Clusters with ServiceAccount admission refuse pods until the namespace's default
                 # service account exists, a moment after the namespace.
                 waiting_for_account = exc.status == 403 and "serviceaccount" in (exc.body or "")
@@ -113,6 +115,15 @@ class KubernetesRuntime:
                 raise RuntimeUnavailable(f"creating {kind} {name}: {describe(exc)}") from exc
             except Exception as exc:
                 raise RuntimeUnavailable(f"creating {kind} {name}: {describe(exc)}") from exc
+
+    async def _exists(self, obj: dict[str, Any]) -> bool:
+        try:
+            await self.calls("get", self._creators.reader_for(obj))
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
 
     # ------------------------------------------------------------------ state
     async def annotate(self, namespace: str, annotations: Mapping[str, str | None]) -> None:
@@ -126,6 +137,8 @@ class KubernetesRuntime:
 
     # ------------------------------------------------------------------ delete
     async def delete(self, namespace: str, timeout: float) -> bool:
+        if not self._watches:
+            await self.start()  # the namespace watch tells us when it is gone
         loop = asyncio.get_running_loop()
         gone: asyncio.Future[None] = loop.create_future()
         self._gone_waiters.setdefault(namespace, []).append(gone)
@@ -149,7 +162,7 @@ class KubernetesRuntime:
             except ApiException as exc:
                 if exc.status == 404:
                     return True
-            except Exception:
+            except Exception:  # noqa: BLE001 - the watch will tell us
                 pass
             try:
                 await asyncio.wait_for(asyncio.shield(gone), max(0.0, deadline - loop.time()))

@@ -112,7 +112,7 @@ class ResilientWatch:
                 version = None
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - connection errors of every kind: keep watching
                 self._lost(exc)
                 version = None
                 self._stop.wait(backoff)

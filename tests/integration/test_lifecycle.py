@@ -1,0 +1,181 @@
+"""The live-lesson lifecycle on a real control plane, with the pod stand-in running real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import pytest
+from kubernetes import client, dynamic
+from kubernetes.client.rest import ApiException
+
+from syringe.errors import LimitReached
+from syringe.plan import labels
+from syringe.sessions import LiveLessonManager, Status
+from tests.integration.helpers import settled
+
+pytestmark = pytest.mark.integration
+Make = Callable[..., Awaitable[LiveLessonManager]]
+EXAMPLES = ["linux-basics", "netconf-basics", "rest-api-basics", "routing-triangle"]
+
+
+def _namespace_exists(core: client.CoreV1Api, name: str) -> bool:
+    try:
+        core.read_namespace(name)
+        return True
+    except ApiException as exc:
+        assert exc.status == 404
+        return False
+
+
+@pytest.mark.parametrize("slug", EXAMPLES)
+async def test_example_lesson_reaches_ready_with_the_planned_objects(
+    slug: str, lifecycle: Make, kube_dynamic: dynamic.DynamicClient
+) -> None:
+    manager = await lifecycle()
+    ll = await manager.launch("learner", slug)
+    assert await settled(manager, ll) is Status.READY, ll.error
+    assert ll.healthy == ll.total == len(manager.tree.lessons[slug].lesson.endpoints)
+
+    core = client.CoreV1Api(kube_dynamic.client)
+    namespace = core.read_namespace(ll.namespace)
+    assert namespace.metadata.labels[labels.LESSON] == slug
+    assert namespace.metadata.annotations[labels.STATUS] == "READY"
+    assert client.NetworkingV1Api(kube_dynamic.client).read_namespaced_network_policy("lesson-isolation", ll.namespace)
+    assert core.read_namespaced_resource_quota("lesson-quota", ll.namespace).spec.hard["pods"]
+
+    lesson = manager.tree.lessons[slug].lesson
+    nads = kube_dynamic.resources.get(api_version="k8s.cni.cncf.io/v1", kind="NetworkAttachmentDefinition")
+    stored = {n.metadata.name: json.loads(n.spec.config) for n in nads.get(namespace=ll.namespace).items}
+    assert len(stored) == len(lesson.connections)
+    for config in stored.values():
+        assert config["type"] == "bridge" and config["ipam"]["type"] == "host-local"
+
+    pods = {p.metadata.name: p for p in core.list_namespaced_pod(ll.namespace).items}
+    assert set(pods) == {e.name for e in lesson.endpoints}
+    for connection in lesson.connections:
+        for side in (connection.a, connection.b):
+            networks = json.loads(pods[side].metadata.annotations["k8s.v1.cni.cncf.io/networks"])
+            assert all(n["interface"] for n in networks)
+            assert any(set(n["name"].split("-")[1:]) >= {connection.a, connection.b} for n in networks)
+    services = {s.metadata.name for s in core.list_namespaced_service(ll.namespace).items}
+    assert services == {e.name for e in lesson.endpoints}
+
+    assert await manager.delete(ll.id)
+    assert not _namespace_exists(core, ll.namespace)
+    assert ll.id not in manager.lessons
+
+
+async def test_restart_recovers_live_lessons_from_the_cluster(lifecycle: Make) -> None:
+    first = await lifecycle()
+    launched = [await first.launch(f"learner{i}", slug) for i, slug in enumerate(["linux-basics", "rest-api-basics"])]
+    for ll in launched:
+        assert await settled(first, ll) is Status.READY
+    await first.keepalive(launched[0].id)
+
+    second = await lifecycle()  # a fresh process's view: nothing but the cluster
+    for ll in launched:
+        recovered = second.get(ll.id)
+        assert (recovered.lesson, recovered.session, recovered.stage) == (ll.lesson, ll.session, ll.stage)
+        assert recovered.status is Status.READY
+        assert recovered.healthy == recovered.total == ll.total
+        assert recovered.expires_at == ll.expires_at
+        for name, endpoint in recovered.endpoints.items():
+            assert endpoint.observation is not None
+            assert endpoint.observation.pod_ip == ll.endpoints[name].observation.pod_ip  # type: ignore[union-attr]
+
+
+async def test_a_launch_interrupted_by_a_restart_is_finished_by_the_next_process(lifecycle: Make) -> None:
+    first = await lifecycle()
+    ll = await first.launch("learner", "slow-image")  # the stand-in starts this image's pod two seconds late
+    changes = first.listen()
+    while ll.status is not Status.BOOTING:
+        await asyncio.wait_for(changes.get(), 30)
+    assert not ll.endpoints["bad"].running
+    await first.stop()  # the process is gone mid-launch
+
+    second = await lifecycle()
+    recovered = second.get(ll.id)
+    assert recovered.status is Status.BOOTING
+    assert await settled(second, recovered) is Status.READY, recovered.error
+    assert recovered.healthy == 2
+
+
+async def test_garbage_collection_spares_unexpired_persistent_and_foreign(
+    lifecycle: Make, kube_dynamic: dynamic.DynamicClient, instance: str
+) -> None:
+    manager = await lifecycle(ttl_seconds=60)
+    core = client.CoreV1Api(kube_dynamic.client)
+    decoys = {
+        f"{instance}-decoy-other": {labels.MANAGED_BY: "syringe", labels.INSTANCE: f"{instance}x"},
+        f"{instance}-decoy-foreign": {labels.MANAGED_BY: "someone-else", "owner": instance},
+    }
+    for name, decoy_labels in decoys.items():
+        core.create_namespace({"metadata": {"name": name, "labels": decoy_labels}})
+    try:
+        expiring = await manager.launch("s-expiring", "linux-basics")
+        persistent = await manager.launch("s-persistent", "linux-basics")
+        kept = await manager.launch("s-kept", "linux-basics")
+        for ll in (expiring, persistent, kept):
+            assert await settled(manager, ll) is Status.READY
+        await manager.set_persistent("s-persistent", True)
+
+        later = manager.clock() + timedelta(seconds=61)
+        kept.expires_at = later + timedelta(seconds=60)  # as if a keepalive came at the last moment
+        manager.clock = lambda: later
+        removed = await manager.collect_garbage()
+
+        assert removed == [expiring.id]
+        assert await _gone(core, expiring.namespace)
+        for ll in (persistent, kept):
+            assert _namespace_exists(core, ll.namespace)
+            assert manager.get(ll.id).status is Status.READY
+        for name in decoys:
+            assert _namespace_exists(core, name)
+    finally:
+        for name in decoys:
+            core.delete_namespace(name)
+
+
+async def _gone(core: client.CoreV1Api, namespace: str, timeout: float = 60) -> bool:
+    for _ in range(int(timeout * 5)):
+        if not _namespace_exists(core, namespace):
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+@pytest.mark.parametrize(
+    ("slug", "reasons"),
+    [
+        ("broken-image", ("ErrImagePull", "ImagePullBackOff")),
+        ("crashing-image", ("CrashLoopBackOff",)),
+    ],
+)
+async def test_failing_endpoint_gives_error_with_endpoint_and_reason(
+    slug: str, reasons: tuple[str, ...], lifecycle: Make
+) -> None:
+    manager = await lifecycle(launch_timeout=600)
+    ll = await manager.launch("learner", slug)
+    # The launch timeout is 600 s; this settles in seconds because the failure is recognised as fatal.
+    assert await settled(manager, ll, timeout=60) is Status.ERROR
+    assert ll.error is not None
+    assert "endpoint bad" in ll.error
+    assert any(reason in ll.error for reason in reasons), ll.error
+    assert "test/" in ll.error  # the image that failed
+
+
+async def test_limits_refuse_clearly(lifecycle: Make) -> None:
+    manager = await lifecycle(max_per_session=1, max_live_lessons=2)
+    first = await manager.launch("a", "linux-basics")
+    assert await manager.launch("a", "linux-basics") is first  # one live lesson per (session, lesson)
+    with pytest.raises(LimitReached, match="session a already has 1"):
+        await manager.launch("a", "rest-api-basics")
+    await manager.launch("b", "linux-basics")
+    with pytest.raises(LimitReached, match="all 2 live-lesson slots") as refused:
+        await manager.launch("c", "linux-basics")
+    assert refused.value.retry_after
+    await manager.delete(first.id)
+    assert (await manager.launch("c", "linux-basics")).session == "c"
