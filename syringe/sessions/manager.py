@@ -97,6 +97,11 @@ class LiveLessonManager:
     def unlisten(self, queue: asyncio.Queue[str]) -> None:
         self._listeners.discard(queue)
 
+    @property
+    def cleanups_pending(self) -> int:
+        """Namespaces of failed launches still being removed."""
+        return len(self._cleanups)
+
     def _notify(self, ll: LiveLesson) -> None:
         ll.updated_at = self.clock()
         ll.touch()

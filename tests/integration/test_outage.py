@@ -1,0 +1,108 @@
+"""An API-server outage during launches: Syringe does not crash, every launch ends READY or ERROR, and no
+namespace is left without an owner.
+
+The test runs its own control plane (scripts/k8s-local.sh with a private port and run directory, from
+the same cached binaries), because it stops and restarts that API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from syringe.curriculum import load_curriculum
+from syringe.plan import PlanSettings
+from syringe.runtime.kubernetes import KubernetesRuntime, api_client_from
+from syringe.sessions import LiveLessonManager, Status
+from syringe.settings import LifecycleSettings
+from tests.integration.helpers import REPO, StandInProcess, settled
+
+pytestmark = pytest.mark.integration
+SCRIPT = REPO / "scripts" / "k8s-local.sh"
+ENV = {
+    **os.environ,
+    "SYRINGE_K8S_RUN": "/tmp/syringe-k8s-outage",
+    "SYRINGE_K8S_PORT": "27443",
+    "SYRINGE_K8S_ETCD_PORT": "23379",
+}
+LESSONS = ["linux-basics", "netconf-basics", "rest-api-basics", "routing-triangle"]
+
+
+def control_plane(*args: str) -> str:
+    done = subprocess.run([str(SCRIPT), *args], env=ENV, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def private_cluster() -> Iterator[str]:
+    kubeconfig = control_plane("start")
+    api = config.new_client_from_config(config_file=kubeconfig)
+    crd = yaml.safe_load((REPO / "manifests/prerequisites/network-attachment-definition-crd.yaml").read_text())
+    client.ApiextensionsV1Api(api).create_custom_resource_definition(crd)
+    standin = StandInProcess(kubeconfig, node="syringe-standin-outage", addresses="127.101.0.0/16")
+    standin.start()
+    try:
+        yield kubeconfig
+    finally:
+        standin.stop()
+        control_plane("reset")
+
+
+def _manager(kubeconfig: str, instance: str, tree_root: Path, apply_timeout: float) -> LiveLessonManager:
+    settings = LifecycleSettings(address_mode="pod-ip", apply_timeout=apply_timeout, launch_timeout=180)
+    runtime = KubernetesRuntime(api_client_from(kubeconfig), instance, apply_timeout=apply_timeout)
+    return LiveLessonManager(load_curriculum(tree_root), runtime, PlanSettings(instance=instance), settings)
+
+
+async def test_launches_survive_an_api_server_outage(private_cluster: str) -> None:
+    patient = _manager(private_cluster, f"pa{uuid.uuid4().hex[:6]}", REPO / "lessons", apply_timeout=90)
+    hasty = _manager(private_cluster, f"ha{uuid.uuid4().hex[:6]}", REPO / "lessons", apply_timeout=3)
+    await patient.start()
+    await hasty.start()
+
+    before = [await patient.launch(f"p{i}", slug) for i, slug in enumerate(LESSONS)]
+    await asyncio.to_thread(control_plane, "stop-apiserver")
+    during = [await hasty.launch(f"h{i}", slug) for i, slug in enumerate(LESSONS)]
+    await asyncio.sleep(5)
+    await asyncio.to_thread(control_plane, "start")
+
+    for manager, launched in ((patient, before), (hasty, during)):
+        for ll in launched:
+            assert await settled(manager, ll, timeout=240) in (Status.READY, Status.ERROR)
+    # Launched before the outage, with a generous apply timeout: they ride it out.
+    assert all(ll.status is Status.READY for ll in before), [ll.error for ll in before]
+    # Launched during it, with a short one: each ends in ERROR with a reason, and cleans up after itself.
+    assert all(ll.status is Status.ERROR and ll.error for ll in during)
+
+    deadline = time.monotonic() + 120
+    while (patient.cleanups_pending or hasty.cleanups_pending) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    assert not hasty.cleanups_pending
+
+    core = client.CoreV1Api(api_client_from(private_cluster))
+    for manager in (patient, hasty):
+        instance = manager.plan_settings.instance
+        owned = {ll.namespace for ll in manager.lessons.values() if ll.status is Status.READY}
+        existing = {
+            ns.metadata.name
+            for ns in core.list_namespace(label_selector=f"syringe.io/instance={instance}").items
+            if not ns.metadata.deletion_timestamp
+        }
+        assert existing == owned, f"orphaned namespaces: {existing - owned}"
+
+    # Still working after the outage.
+    again = await hasty.launch("after", "linux-basics")
+    assert await settled(hasty, again) is Status.READY
+    for manager in (patient, hasty):
+        await manager.stop()
+        await manager.runtime.close()
