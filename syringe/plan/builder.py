@@ -383,7 +383,9 @@ def build_plan(
             *_quota(namespace, common, requests, settings),
             *[_nad(namespace, common, link) for link in links],
             *config_maps,
+            *services,
         ],
-        [*pods, *services],
+        # Pods come last: the policy, quota and limits must be in force before the first pod exists.
+        pods,
     ]
     return Plan(namespace=namespace, waves=waves, links=links, topology=wiring)

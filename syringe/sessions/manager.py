@@ -55,6 +55,7 @@ class LiveLessonManager:
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: set[asyncio.Queue[str]] = set()
         self._cleanups: set[asyncio.Task[None]] = set()
+        self._files: dict[str, dict[str, bytes]] = {}
 
     # ------------------------------------------------------------------ start and stop
     async def start(self, check: bool = True) -> None:
@@ -97,10 +98,12 @@ class LiveLessonManager:
     def unlisten(self, queue: asyncio.Queue[str]) -> None:
         self._listeners.discard(queue)
 
-    @property
-    def cleanups_pending(self) -> int:
-        """Namespaces of failed launches still being removed."""
-        return len(self._cleanups)
+    async def cleanups_finished(self, timeout: float) -> bool:
+        """Wait until the namespaces of failed launches are removed; False if some remain after ``timeout``."""
+        if not self._cleanups:
+            return True
+        _, pending = await asyncio.wait(set(self._cleanups), timeout=timeout)
+        return not pending
 
     def _notify(self, ll: LiveLesson) -> None:
         ll.updated_at = self.clock()
@@ -154,6 +157,14 @@ class LiveLessonManager:
         self._by_namespace.pop(ll.namespace, None)
         self._notify(ll)
 
+    async def _lesson_files(self, slug: str) -> dict[str, bytes]:
+        """A lesson's files, read once: the curriculum does not change while the service runs."""
+        files = self._files.get(slug)
+        if files is None:
+            files = await asyncio.to_thread(read_lesson_files, self.tree.lessons[slug])
+            self._files[slug] = files
+        return files
+
     def _drive_in_background(self, ll: LiveLesson, apply: bool = True) -> None:
         task = asyncio.create_task(self._drive(ll, apply), name=f"drive-{ll.id}")
         self._drives[ll.id] = task
@@ -168,7 +179,7 @@ class LiveLessonManager:
                 who = LiveLessonIdentity(
                     id=ll.id, session=ll.session, created_at=ll.created_at, expires_at=ll.expires_at
                 )
-                files = await asyncio.to_thread(read_lesson_files, source)
+                files = await self._lesson_files(ll.lesson)
                 plan = build_plan(source.lesson, self.tree.images, ll.stage, who, self.plan_settings, files)
                 if ll.session in self.persistent_sessions:
                     plan.waves[0][0]["metadata"]["annotations"][state.PERSISTENT] = "true"
@@ -177,10 +188,10 @@ class LiveLessonManager:
                 except RuntimeUnavailable as exc:
                     await self._fail(ll, f"creating the lesson's objects: {exc}", cleanup=True)
                     return
-                await self._set_status(ll, Status.BOOTING)
+                self._pass_through(ll, Status.BOOTING)
             await self._wait_for_pods(ll, deadline)
             await self._probe(ll, deadline)
-            await self._set_status(ll, Status.CONFIGURATION)
+            self._pass_through(ll, Status.CONFIGURATION)
             if source.lesson.ready_delay:
                 await asyncio.sleep(source.lesson.ready_delay)
             await self._set_status(ll, Status.READY)
@@ -248,14 +259,39 @@ class LiveLessonManager:
         await asyncio.gather(*(probe_port(e, port) for e in ll.endpoints.values() for port in e.ports))
 
     async def _set_status(self, ll: LiveLesson, status: Status, error: str | None = None) -> None:
-        if not ll.deleting:
-            # Saved before anyone sees it, so whoever reacts to the new status finds the cluster agreeing.
-            try:
-                await self.runtime.annotate(ll.namespace, state.status_annotations(status, error))
-            except RuntimeUnavailable as exc:
-                log.warning("live lesson %s: could not save status %s: %s", ll.id, status, exc)
+        """Move to a settled status (READY, ERROR): saved to the namespace before anyone sees it, so whoever
+        reacts finds the cluster agreeing."""
+        await self._save_status(ll, status, error)
         ll.status, ll.error = status, error
         self._notify(ll)
+
+    def _pass_through(self, ll: LiveLesson, status: Status) -> None:
+        """Move to a transient status: visible at once, saved in the background (in order), so the launch
+        does not wait on a write that only matters to a process recovering mid-launch."""
+        ll.status, ll.error = status, None
+        self._notify(ll)
+        previous = ll.saving
+
+        async def save() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await previous
+            await self._save_status(ll, status, None, wait_for_previous=False)
+
+        ll.saving = asyncio.create_task(save())
+
+    async def _save_status(
+        self, ll: LiveLesson, status: Status, error: str | None, wait_for_previous: bool = True
+    ) -> None:
+        if wait_for_previous and ll.saving is not None:
+            with contextlib.suppress(Exception):
+                await ll.saving
+        if ll.deleting:
+            return
+        try:
+            await self.runtime.annotate(ll.namespace, state.status_annotations(status, error))
+        except RuntimeUnavailable as exc:
+            log.warning("live lesson %s: could not save status %s: %s", ll.id, status, exc)
 
     async def _fail(self, ll: LiveLesson, reason: str, cleanup: bool = False) -> None:
         log.warning("live lesson %s (%s): %s", ll.id, ll.lesson, reason)

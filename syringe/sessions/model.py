@@ -62,6 +62,7 @@ class LiveLesson:
     endpoints: dict[str, EndpointState] = field(default_factory=dict)
     deleting: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    saving: asyncio.Task[None] | None = field(default=None, repr=False)
     updated_at: datetime | None = None
 
     @property

@@ -92,7 +92,7 @@ class StandIn:
         except ApiException as exc:
             if exc.status != 409:
                 raise
-        capacity = {"cpu": "64", "memory": "512Gi", "pods": "2000", "ephemeral-storage": "1Ti"}
+        capacity = {"cpu": "2000", "memory": "8Ti", "pods": "5000", "ephemeral-storage": "10Ti"}
         self.core.patch_node_status(
             self.node,
             {

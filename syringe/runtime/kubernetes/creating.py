@@ -13,6 +13,17 @@ NAD_GROUP, NAD_VERSION = NAD_API_VERSION.split("/")
 NAD_PLURAL = "network-attachment-definitions"
 
 
+def raw_body(call: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
+    """Make a client call without model deserialisation. The body is read in full and the connection handed
+    back to the pool; an unread response would cost a new TLS handshake on the next call."""
+    response = call(*args, _preload_content=False, **kwargs)
+    try:
+        data: bytes = response.data
+    finally:
+        response.release_conn()
+    return data
+
+
 class Creators:
     """Maps an object's kind to the typed client call that creates it."""
 
@@ -44,19 +55,21 @@ class Creators:
         self._create_namespace = core.create_namespace
         self._custom = custom
 
-    def for_object(self, obj: dict[str, Any]) -> Callable[[], Any]:
+    def for_object(self, obj: dict[str, Any]) -> Callable[[], bytes]:
+        """The create call, returning the reply's raw JSON: turning every reply into the client's model
+        objects costs more CPU than the request itself."""
         kind = obj["kind"]
         if kind == "Namespace":
-            return lambda: self._create_namespace(obj)
+            return lambda: raw_body(self._create_namespace, obj)
         namespace = obj["metadata"]["namespace"]
         if kind == "NetworkAttachmentDefinition":
-            return lambda: self._custom.create_namespaced_custom_object(
-                NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL, obj
+            return lambda: raw_body(
+                self._custom.create_namespaced_custom_object, NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL, obj
             )
         create = self._namespaced.get(kind)
         if create is None:
             raise ValueError(f"the Kubernetes runtime cannot create a {kind}")
-        return lambda: create(namespace, obj)
+        return lambda: raw_body(create, namespace, obj)
 
     def reader_for(self, obj: dict[str, Any]) -> Callable[[], Any]:
         """The call that reads the object back (to tell "already there" from a real refusal)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -16,7 +17,7 @@ from syringe.plan import Plan, labels
 from syringe.runtime.base import EndpointObservation, LiveLessonRecord, NamespaceGone, RuntimeEvent
 from syringe.runtime.kubernetes.calls import ApiCalls, describe, is_transient
 from syringe.runtime.kubernetes.checking import run_checks
-from syringe.runtime.kubernetes.creating import Creators
+from syringe.runtime.kubernetes.creating import Creators, raw_body
 from syringe.runtime.kubernetes.watching import ResilientWatch
 from syringe.runtime.observe import observe_job, observe_pod
 
@@ -94,10 +95,12 @@ class KubernetesRuntime:
         delay = 0.2
         while True:
             try:
-                created = await self.calls.retrying("create", deadline, create)
-                if kind == "Service" and created.spec.cluster_ip:
+                response = await self.calls.retrying("create", deadline, create)
+                if kind == "Service":
+                    cluster_ip = json.loads(response).get("spec", {}).get("clusterIP")
                     endpoint = obj["metadata"]["labels"].get(labels.ENDPOINT, name)
-                    self._service_ips[(obj["metadata"]["namespace"], endpoint)] = created.spec.cluster_ip
+                    if cluster_ip:
+                        self._service_ips[(obj["metadata"]["namespace"], endpoint)] = cluster_ip
                 return
             except ApiException as exc:
                 if exc.status == 409:
@@ -130,7 +133,7 @@ class KubernetesRuntime:
         body = {"metadata": {"annotations": dict(annotations)}}
         deadline = asyncio.get_running_loop().time() + self.apply_timeout
         try:
-            await self.calls.retrying("patch", deadline, self._core.patch_namespace, namespace, body)
+            await self.calls.retrying("patch", deadline, raw_body, self._core.patch_namespace, namespace, body)
         except ApiException as exc:
             if exc.status != 404:
                 raise RuntimeUnavailable(f"saving state of {namespace}: {describe(exc)}") from exc
@@ -178,34 +181,37 @@ class KubernetesRuntime:
 
     # ------------------------------------------------------------------ list
     async def list_live_lessons(self) -> list[LiveLessonRecord]:
-        namespaces, pods, services = await asyncio.gather(
-            self.calls("list", self._core.list_namespace, label_selector=self.selector),
-            self.calls("list", self._core.list_pod_for_all_namespaces, label_selector=self.selector),
-            self.calls("list", self._core.list_service_for_all_namespaces, label_selector=self.selector),
+        responses = await asyncio.gather(
+            self.calls("list", raw_body, self._core.list_namespace, label_selector=self.selector),
+            self.calls("list", raw_body, self._core.list_pod_for_all_namespaces, label_selector=self.selector),
+            self.calls("list", raw_body, self._core.list_service_for_all_namespaces, label_selector=self.selector),
         )
-        for service in services.items:
-            endpoint = (service.metadata.labels or {}).get(labels.ENDPOINT)
-            if endpoint and service.spec.cluster_ip:
-                self._service_ips[(service.metadata.namespace, endpoint)] = service.spec.cluster_ip
+        namespaces, pods, services = (json.loads(r).get("items") or [] for r in responses)
+        for service in services:
+            endpoint = (service["metadata"].get("labels") or {}).get(labels.ENDPOINT)
+            cluster_ip = service.get("spec", {}).get("clusterIP")
+            if endpoint and cluster_ip:
+                self._service_ips[(service["metadata"]["namespace"], endpoint)] = cluster_ip
         by_namespace: dict[str, list[EndpointObservation]] = {}
-        for pod in pods.items:
+        for pod in pods:
             observation = self._observe(pod)
             if observation is not None:
                 by_namespace.setdefault(observation.namespace, []).append(observation)
         return [
             LiveLessonRecord(
-                namespace=ns.metadata.name,
-                labels=dict(ns.metadata.labels or {}),
-                annotations=dict(ns.metadata.annotations or {}),
-                terminating=bool(ns.metadata.deletion_timestamp),
-                endpoints=by_namespace.get(ns.metadata.name, []),
+                namespace=ns["metadata"]["name"],
+                labels=dict(ns["metadata"].get("labels") or {}),
+                annotations=dict(ns["metadata"].get("annotations") or {}),
+                terminating=bool(ns["metadata"].get("deletionTimestamp")),
+                endpoints=by_namespace.get(ns["metadata"]["name"], []),
             )
-            for ns in namespaces.items
+            for ns in namespaces
         ]
 
-    def _observe(self, pod: Any) -> EndpointObservation | None:
-        endpoint = (pod.metadata.labels or {}).get(labels.ENDPOINT)
-        return observe_pod(pod, self._service_ips.get((pod.metadata.namespace, endpoint or "")))
+    def _observe(self, pod: dict[str, Any]) -> EndpointObservation | None:
+        metadata = pod.get("metadata") or {}
+        endpoint = (metadata.get("labels") or {}).get(labels.ENDPOINT, "")
+        return observe_pod(pod, self._service_ips.get((metadata.get("namespace") or "", endpoint)))
 
     # ------------------------------------------------------------------ watch
     async def start(self) -> None:
@@ -257,7 +263,7 @@ class KubernetesRuntime:
         for queue in self._subscribers:
             queue.put_nowait(event)
 
-    def _on_pod(self, kind: str, pod: Any) -> None:
+    def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
         observation = self._observe(pod)
         if observation is None:
             return
@@ -265,13 +271,13 @@ class KubernetesRuntime:
             observation = EndpointObservation(observation.namespace, observation.endpoint, "Deleted")
         self._emit(observation)
 
-    def _on_job(self, kind: str, job: Any) -> None:
+    def _on_job(self, kind: str, job: dict[str, Any]) -> None:
         if kind != "DELETED":
             self._emit(observe_job(job))
 
-    def _on_namespace(self, kind: str, namespace: Any) -> None:
+    def _on_namespace(self, kind: str, namespace: dict[str, Any]) -> None:
         if kind == "DELETED":
-            self._emit(NamespaceGone(namespace.metadata.name))
+            self._emit(NamespaceGone(namespace["metadata"]["name"]))
 
     def _on_connection(self, connected: bool) -> None:
         self.connected = connected

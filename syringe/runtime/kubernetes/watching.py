@@ -1,12 +1,14 @@
 """Watches that survive: relist on 410 Gone, reconnect with backoff when the API server goes away.
 
 Each watch runs in its own thread (the official client's watch blocks) and hands every event to a
-callback as ("ADDED" | "MODIFIED" | "DELETED", object). After a relist, objects that vanished while the
-watch was down are reported as DELETED, so nothing is missed across an outage.
+callback as ("ADDED" | "MODIFIED" | "DELETED", object), the object as the API server's JSON. After a
+relist, objects that vanished while the watch was down are reported as DELETED, so nothing is missed
+across an outage.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -15,13 +17,21 @@ from typing import Any
 from kubernetes import watch
 from kubernetes.client.rest import ApiException
 
+from syringe.runtime.kubernetes.creating import raw_body
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, Any], None]
 
 
-def _key(obj: Any) -> tuple[str, str]:
-    return (obj.metadata.namespace or "", obj.metadata.name)
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    metadata = obj.get("metadata") or {}
+    return (metadata.get("namespace") or "", metadata.get("name") or "")
+
+
+def _version(obj: dict[str, Any]) -> str | None:
+    version: str | None = (obj.get("metadata") or {}).get("resourceVersion")
+    return version
 
 
 class ResilientWatch:
@@ -56,9 +66,9 @@ class ResilientWatch:
 
     def _relist(self) -> str:
         self._count("list")
-        listing = self._list(label_selector=self._selector, _request_timeout=30)
+        listing = json.loads(raw_body(self._list, label_selector=self._selector, _request_timeout=30))
         seen = {}
-        for item in listing.items:
+        for item in listing.get("items") or []:
             key = _key(item)
             seen[key] = item
             self._handler("MODIFIED" if key in self._known else "ADDED", item)
@@ -67,7 +77,7 @@ class ResilientWatch:
                 self._handler("DELETED", item)
         self._known = seen
         self.synced.set()
-        version: str = listing.metadata.resource_version
+        version: str = listing["metadata"]["resourceVersion"]
         return version
 
     def _run(self) -> None:
@@ -87,6 +97,7 @@ class ResilientWatch:
                     timeout_seconds=300,
                     allow_watch_bookmarks=True,
                     _request_timeout=330,
+                    deserialize=False,
                 ):
                     if self._stop.is_set():
                         return
@@ -95,9 +106,9 @@ class ResilientWatch:
                         version = None  # typically 410 Gone: start over from a fresh list
                         break
                     if kind == "BOOKMARK":
-                        version = obj.metadata.resource_version if hasattr(obj, "metadata") else version
+                        version = _version(obj) or version
                         continue
-                    version = obj.metadata.resource_version
+                    version = _version(obj) or version
                     if kind == "DELETED":
                         self._known.pop(_key(obj), None)
                     else:
