@@ -179,3 +179,16 @@ async def test_limits_refuse_clearly(lifecycle: Make) -> None:
     assert refused.value.retry_after
     await manager.delete(first.id)
     assert (await manager.launch("c", "linux-basics")).session == "c"
+
+
+async def test_reading_status_costs_the_api_server_nothing(lifecycle: Make) -> None:
+    manager = await lifecycle()
+    ll = await manager.launch("learner", "routing-triangle")
+    assert await settled(manager, ll) is Status.READY
+    counts = manager.runtime.calls.counts  # type: ignore[attr-defined]
+    before = dict(counts)
+    for _ in range(1000):
+        seen = manager.get(ll.id, "learner")
+        assert (seen.status, seen.healthy, seen.total) == (Status.READY, 3, 3)
+        assert manager.of_session("learner") == [ll]
+    assert dict(counts) == before
