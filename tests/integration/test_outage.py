@@ -8,8 +8,10 @@ the same cached binaries), because it stops and restarts that API server.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client, config
+from kubernetes.client.rest import ApiException
 
 from syringe.curriculum import load_curriculum
 from syringe.plan import PlanSettings
@@ -45,9 +48,6 @@ def control_plane(*args: str) -> str:
 @pytest.fixture(scope="module")
 def private_cluster() -> Iterator[str]:
     kubeconfig = control_plane("start")
-    api = config.new_client_from_config(config_file=kubeconfig)
-    crd = yaml.safe_load((REPO / "manifests/prerequisites/network-attachment-definition-crd.yaml").read_text())
-    client.ApiextensionsV1Api(api).create_custom_resource_definition(crd)
     standin = StandInProcess(kubeconfig, node="syringe-standin-outage", addresses="127.101.0.0/16")
     standin.start()
     try:
@@ -63,7 +63,78 @@ def _manager(kubeconfig: str, instance: str, tree_root: Path, apply_timeout: flo
     return LiveLessonManager(load_curriculum(tree_root), runtime, PlanSettings(instance=instance), settings)
 
 
+def _ensure_nad_crd(kubeconfig: str, present: bool) -> None:
+    extensions = client.ApiextensionsV1Api(config.new_client_from_config(config_file=kubeconfig))
+    crd = yaml.safe_load((REPO / "manifests/prerequisites/network-attachment-definition-crd.yaml").read_text())
+    try:
+        if present:
+            extensions.create_custom_resource_definition(crd)
+        else:
+            extensions.delete_custom_resource_definition(crd["metadata"]["name"])
+    except ApiException as exc:
+        if exc.status not in (404, 409):
+            raise
+    for _ in range(100):  # discovery follows the CRD by a moment
+        groups = client.ApisApi(extensions.api_client).get_api_versions().groups
+        if any(g.name == "k8s.cni.cncf.io" for g in groups) == present:
+            return
+        time.sleep(0.1)
+
+
+def _service_account_kubeconfig(kubeconfig: str, tmp_path: Path) -> Path:
+    """A kubeconfig for a fresh ServiceAccount that RBAC grants nothing."""
+    api = config.new_client_from_config(config_file=kubeconfig)
+    core = client.CoreV1Api(api)
+    name = f"nobody-{uuid.uuid4().hex[:6]}"
+    core.create_namespaced_service_account("default", {"metadata": {"name": name}})
+    for _ in range(100):  # the token controller issues its secret
+        account = core.read_namespaced_service_account(name, "default")
+        if account.secrets:
+            break
+        time.sleep(0.1)
+    secret = core.read_namespaced_secret(account.secrets[0].name, "default")
+    token = base64.b64decode(secret.data["token"]).decode()
+    document = yaml.safe_load(Path(kubeconfig).read_text())
+    document["users"][0]["user"] = {"token": token}
+    path = tmp_path / "nobody.kubeconfig"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _unreachable_kubeconfig(kubeconfig: str, tmp_path: Path) -> Path:
+    document = yaml.safe_load(Path(kubeconfig).read_text())
+    document["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    path = tmp_path / "nowhere.kubeconfig"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+async def test_start_checks_say_plainly_what_is_wrong(private_cluster: str, tmp_path: Path) -> None:
+    _ensure_nad_crd(private_cluster, present=False)
+    admin = KubernetesRuntime(api_client_from(private_cluster), "checks")
+    problems = await admin.check()
+    assert len(problems) == 1
+    assert problems[0].startswith("Multus is not installed")
+
+    _ensure_nad_crd(private_cluster, present=True)
+    assert await admin.check() == []
+    await admin.close()
+
+    nobody = KubernetesRuntime(api_client_from(str(_service_account_kubeconfig(private_cluster, tmp_path))), "x")
+    problems = await nobody.check()
+    assert len(problems) == 1
+    assert problems[0].startswith("the service account may not create namespaces")
+    assert "create network-attachment-definitions.k8s.cni.cncf.io" in problems[0]
+    await nobody.close()
+
+    nowhere = KubernetesRuntime(api_client_from(str(_unreachable_kubeconfig(private_cluster, tmp_path))), "x")
+    problems = await nowhere.check()
+    assert len(problems) == 1 and "is unreachable" in problems[0] and "127.0.0.1:1" in problems[0]
+    await nowhere.close()
+
+
 async def test_launches_survive_an_api_server_outage(private_cluster: str) -> None:
+    _ensure_nad_crd(private_cluster, present=True)
     patient = _manager(private_cluster, f"pa{uuid.uuid4().hex[:6]}", REPO / "lessons", apply_timeout=90)
     hasty = _manager(private_cluster, f"ha{uuid.uuid4().hex[:6]}", REPO / "lessons", apply_timeout=3)
     await patient.start()

@@ -120,10 +120,10 @@ class PodServers:
                 self._closers.append(runner.cleanup)
             else:
                 server = await asyncio.start_server(self._tcp, self.address, port)
-                self._closers.append(self._close_server(server))
+                self._closers.append(self._closer(server))
 
     @staticmethod
-    def _close_server(server: asyncio.AbstractServer) -> Any:
+    def _closer(server: asyncio.AbstractServer | asyncssh.SSHAcceptor) -> Any:
         async def close() -> None:
             server.close()
 
@@ -155,14 +155,7 @@ class PodServers:
             encoding=None,
             line_editor=False,
         )
-        self._closers.append(self._close_ssh(server))
-
-    @staticmethod
-    def _close_ssh(server: asyncssh.SSHAcceptor) -> Any:
-        async def close() -> None:
-            server.close()
-
-        return close
+        self._closers.append(self._closer(server))
 
     async def stop(self) -> None:
         for close in self._closers:
