@@ -1,15 +1,29 @@
-"""The FastAPI application."""
+"""The FastAPI application: catalog, sessions, live lessons and admin, over one LiveLessonManager."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from api import problems
-from api.routers import catalog, health
+from api.errors import as_problem
+from api.middleware import BodyLimit
+from api.routers import admin, catalog, health, livelessons, sessions
+from api.views import ViewCache
 from syringe import __version__
 from syringe.catalog import Catalog
 from syringe.curriculum import CurriculumTree, load_curriculum
+from syringe.errors import RuntimeCheckFailed, RuntimeUnavailable, SyringeError
+from syringe.runtime.select import runtime_from_settings
+from syringe.sessions import LiveLessonManager
+from syringe.sessions.learners import Sessions
 from syringe.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class CurriculumRefused(RuntimeError):
@@ -18,6 +32,32 @@ class CurriculumRefused(RuntimeError):
     def __init__(self, tree: CurriculumTree) -> None:
         super().__init__(f"{len(tree.problems)} problem(s) in {tree.root}")
         self.tree = tree
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    manager = None
+    try:
+        runtime = runtime_from_settings(settings)
+        manager = LiveLessonManager(
+            app.state.catalog.tree, runtime, settings.plan, settings.lifecycle, sessions=app.state.sessions
+        )
+        await manager.start()
+    except (RuntimeUnavailable, RuntimeCheckFailed) as exc:
+        # The catalog still serves; live-lesson calls answer 503 with this reason.
+        log.error("live lessons unavailable: %s", exc)
+        app.state.runtime_problem = str(exc)
+        if manager is not None:
+            await manager.runtime.close()
+            manager = None
+    app.state.manager = manager
+    try:
+        yield
+    finally:
+        if manager is not None:
+            await manager.stop()
+            await manager.runtime.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,10 +69,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Syringe",
         version=__version__,
         description="Lesson orchestration for hands-on network labs.",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.catalog = Catalog(tree)
+    app.state.sessions = Sessions(settings.lifecycle.session_ttl_seconds)
+    app.state.manager = None
+    app.state.runtime_problem = None
+    app.state.views = ViewCache()
     problems.install(app)
-    app.include_router(health.router)
-    app.include_router(catalog.router)
+
+    @app.exception_handler(SyringeError)
+    async def _syringe_error(_: Request, exc: SyringeError) -> JSONResponse:
+        problem = as_problem(exc)
+        return problems.problem_response(problem.status, problem.detail, problem.kind, headers=problem.headers)
+
+    for router in (health.router, catalog.router, sessions.router, livelessons.router, admin.router):
+        app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -41,11 +41,14 @@ _TYPES = {
 class ProblemError(Exception):
     """Raised by routers to answer with a problem document."""
 
-    def __init__(self, status: int, detail: str, kind: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self, status: int, detail: str, kind: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.kind = kind or _TYPES.get(status, "error")
+        self.headers = headers
         self.extra = extra
 
 
@@ -70,7 +73,7 @@ def _location(loc: tuple[Any, ...]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.status, exc.detail, exc.kind, **exc.extra)
+        return problem_response(exc.status, exc.detail, exc.kind, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -103,6 +104,30 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runtime_problems(settings: Settings) -> list[str]:
+    """The start-up checks, before serving. No cluster configured is not a problem: the catalog still serves."""
+    import asyncio
+
+    from syringe.errors import RuntimeUnavailable
+    from syringe.runtime.select import kubeconfig_path, runtime_from_settings
+
+    if kubeconfig_path(settings) is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        print("no cluster configured: serving the catalog; live lessons answer 503", file=sys.stderr)
+        return []
+
+    async def check() -> list[str]:
+        runtime = runtime_from_settings(settings)
+        try:
+            return await runtime.check()
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(check())
+    except RuntimeUnavailable as exc:
+        return [str(exc)]
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -115,6 +140,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except CurriculumRefused as refused:
         _print_problems(refused.tree)
         print("refusing to serve a curriculum with problems", file=sys.stderr)
+        return 1
+    problems = _runtime_problems(settings)
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print("refusing to serve: the cluster is not ready for live lessons", file=sys.stderr)
         return 1
     uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port, log_level="info")
     return 0

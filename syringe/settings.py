@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from syringe.plan.settings import PlanSettings
@@ -23,6 +23,7 @@ class LifecycleSettings(BaseModel):
     ttl_seconds: int = Field(
         default=3600, ge=10, description="A live lesson expires this long after its last keepalive."
     )
+    session_ttl_seconds: int = Field(default=8 * 3600, ge=60, description="A learner session's lifetime.")
     max_live_lessons: int = Field(default=200, ge=1, description="Global limit of live lessons.")
     max_per_session: int = Field(default=3, ge=1, description="Live lessons one session may hold at once.")
     launch_timeout: float = Field(default=600.0, gt=0, description="Seconds from launch to READY before ERROR.")
@@ -40,6 +41,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8086, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, description="Largest request body the API accepts.")
+    admin_token: SecretStr | None = Field(default=None, description="Bearer token of the admin API; unset disables it.")
     kubeconfig: str | None = Field(
         default=None, description="Kubeconfig of the cluster to run lessons in; in a pod, the service account is used."
     )

@@ -16,10 +16,11 @@ from datetime import UTC, datetime, timedelta
 from syringe.access.probes import ProbeFailed, retry_until, tcp_probe
 from syringe.curriculum import CurriculumTree
 from syringe.curriculum.files import read_lesson_files
-from syringe.errors import LimitReached, NotFound, RuntimeCheckFailed, RuntimeUnavailable, UnknownLesson
+from syringe.errors import Busy, LimitReached, NotFound, RuntimeCheckFailed, RuntimeUnavailable, UnknownLesson
 from syringe.plan import LiveLessonIdentity, PlanSettings, build_plan, labels, namespace_name
 from syringe.runtime.base import EndpointObservation, LiveLessonRecord, NamespaceGone, Runtime, RuntimeEvent
 from syringe.sessions import state
+from syringe.sessions.learners import Session, Sessions
 from syringe.sessions.model import IN_PROGRESS, EndpointState, LiveLesson, Status
 from syringe.settings import LifecycleSettings
 
@@ -42,6 +43,7 @@ class LiveLessonManager:
         plan_settings: PlanSettings,
         settings: LifecycleSettings,
         clock: Callable[[], datetime] = _now,
+        sessions: Sessions | None = None,
     ) -> None:
         self.tree = tree
         self.runtime = runtime
@@ -51,6 +53,7 @@ class LiveLessonManager:
         self.lessons: dict[str, LiveLesson] = {}
         self._by_namespace: dict[str, LiveLesson] = {}
         self.persistent_sessions: set[str] = set()
+        self.sessions = sessions or Sessions(settings.session_ttl_seconds)
         self._drives: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: set[asyncio.Queue[str]] = set()
@@ -107,6 +110,7 @@ class LiveLessonManager:
 
     def _notify(self, ll: LiveLesson) -> None:
         ll.updated_at = self.clock()
+        ll.version += 1
         ll.touch()
         for queue in self._listeners:
             queue.put_nowait(ll.id)
@@ -120,6 +124,8 @@ class LiveLessonManager:
             raise UnknownLesson(f"lesson '{lesson_slug}' has stages 0-{len(source.lesson.stages) - 1}, not {stage}")
         for ll in self.of_session(session):
             if ll.lesson == lesson_slug and not ll.deleting:
+                if ll.stage != stage:
+                    await self.set_stage(ll.id, stage, session)
                 return ll
         held = [ll for ll in self.of_session(session) if not ll.deleting]
         if len(held) >= self.settings.max_per_session:
@@ -157,6 +163,17 @@ class LiveLessonManager:
         self._by_namespace.pop(ll.namespace, None)
         self._notify(ll)
 
+    def _session_annotations(self, session_id: str) -> dict[str, str]:
+        """What a restarted Syringe needs to let the learner back in: the token's hash, never the token."""
+        annotations = {}
+        if session_id in self.persistent_sessions:
+            annotations[state.PERSISTENT] = "true"
+        session = self.sessions.find(session_id)
+        if session is not None:
+            annotations[state.SESSION_TOKEN] = session.token_hash
+            annotations[state.SESSION_EXPIRES_AT] = session.expires_at.isoformat()
+        return annotations
+
     async def _lesson_files(self, slug: str) -> dict[str, bytes]:
         """A lesson's files, read once: the curriculum does not change while the service runs."""
         files = self._files.get(slug)
@@ -181,8 +198,7 @@ class LiveLessonManager:
                 )
                 files = await self._lesson_files(ll.lesson)
                 plan = build_plan(source.lesson, self.tree.images, ll.stage, who, self.plan_settings, files)
-                if ll.session in self.persistent_sessions:
-                    plan.waves[0][0]["metadata"]["annotations"][state.PERSISTENT] = "true"
+                plan.waves[0][0]["metadata"]["annotations"].update(self._session_annotations(ll.session))
                 try:
                     await self.runtime.apply(plan)
                 except RuntimeUnavailable as exc:
@@ -328,7 +344,42 @@ class LiveLessonManager:
         await self.runtime.annotate(ll.namespace, {labels.EXPIRES_AT: ll.expires_at.isoformat()})
         return ll
 
+    async def set_stage(self, livelesson_id: str, stage: int, session: str | None = None) -> LiveLesson:
+        """Move a READY live lesson to another stage: CONFIGURATION, then READY again. No pod is recreated."""
+        ll = self.get(livelesson_id, session)
+        source = self.tree.lessons.get(ll.lesson)
+        if source is None or not 0 <= stage < len(source.lesson.stages):
+            count = len(source.lesson.stages) if source else 0
+            raise UnknownLesson(f"lesson '{ll.lesson}' has stages 0-{count - 1}, not {stage}")
+        if ll.status is not Status.READY:
+            raise Busy(f"live lesson {ll.id} is {ll.status.value}; the stage can change once it is READY")
+        if stage == ll.stage:
+            return ll
+        ll.stage = stage
+        self._pass_through(ll, Status.CONFIGURATION)
+        await self.runtime.annotate(ll.namespace, {labels.STAGE: str(stage)})
+        task = asyncio.create_task(self._configure_stage(ll), name=f"stage-{ll.id}")
+        self._drives[ll.id] = task
+        task.add_done_callback(lambda _: self._drives.pop(ll.id, None))
+        return ll
+
+    async def _configure_stage(self, ll: LiveLesson) -> None:
+        # The stage's configuration Jobs come with the configuration issue; readyDelay applies today.
+        try:
+            delay = self.tree.lessons[ll.lesson].lesson.ready_delay
+            if delay:
+                await asyncio.sleep(delay)
+            await self._set_status(ll, Status.READY)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the learner gets a reason, not a hang
+            log.exception("live lesson %s: stage change failed", ll.id)
+            await self._set_status(ll, Status.ERROR, f"changing to stage {ll.stage} failed: {exc}")
+
     async def set_persistent(self, session: str, persistent: bool) -> None:
+        known = self.sessions.find(session)
+        if known is not None:
+            known.persistent = persistent
         if persistent:
             self.persistent_sessions.add(session)
         else:
@@ -415,8 +466,13 @@ class LiveLessonManager:
             status=state.parse_status(annotations.get(labels.STATUS)),
             error=annotations.get(state.ERROR),
         )
-        if annotations.get(state.PERSISTENT) == "true":
+        persistent = annotations.get(state.PERSISTENT) == "true"
+        if persistent:
             self.persistent_sessions.add(session)
+        digest = annotations.get(state.SESSION_TOKEN)
+        if digest and self.sessions.find(session) is None:
+            expires = state.parse_time(annotations.get(state.SESSION_EXPIRES_AT), ll.expires_at)
+            self.sessions.add(Session(session, digest, created, expires, persistent))
         source = self.tree.lessons.get(slug)
         if source is None:
             ll.status, ll.error = Status.ERROR, f"lesson '{slug}' is no longer in the curriculum"
@@ -436,12 +492,16 @@ class LiveLessonManager:
 
     # ------------------------------------------------------------------ expiry
     def expired(self) -> list[LiveLesson]:
+        """Live lessons past their expiry, or whose session has expired, unless the session is persistent."""
         now = self.clock()
-        return [
-            ll
-            for ll in self.lessons.values()
-            if ll.expires_at <= now and ll.session not in self.persistent_sessions and not ll.deleting
-        ]
+        found = []
+        for ll in self.lessons.values():
+            if ll.deleting or ll.session in self.persistent_sessions:
+                continue
+            session = self.sessions.find(ll.session)
+            if ll.expires_at <= now or (session is not None and session.expired(now)):
+                found.append(ll)
+        return found
 
     async def collect_garbage(self) -> list[str]:
         """Delete expired live lessons. Also adopt live lessons of this instance that memory lacks (made by
@@ -459,6 +519,10 @@ class LiveLessonManager:
             log.info("live lesson %s expired", ll.id)
             await self.delete(ll.id, wait=False)
             removed.append(ll.id)
+        now = self.clock()
+        for session in self.sessions.all():
+            if session.expired(now) and not self.of_session(session.id):
+                self.sessions.remove(session)
         return removed
 
     async def _collect_garbage_forever(self) -> None:

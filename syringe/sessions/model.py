@@ -64,6 +64,7 @@ class LiveLesson:
     changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     saving: asyncio.Task[None] | None = field(default=None, repr=False)
     updated_at: datetime | None = None
+    version: int = 0  # bumped on every change: lets readers cache what they render
 
     @property
     def healthy(self) -> int:

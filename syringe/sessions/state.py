@@ -10,6 +10,8 @@ from syringe.sessions.model import Status
 
 ERROR = "syringe.io/error"
 PERSISTENT = "syringe.io/persistent"
+SESSION_TOKEN = "syringe.io/session-token-sha256"
+SESSION_EXPIRES_AT = "syringe.io/session-expires-at"
 
 
 def status_annotations(status: Status, error: str | None) -> dict[str, str | None]:

@@ -1,0 +1,77 @@
+"""Live lessons as the API shows them, rendered from memory (and cached until they change)."""
+
+from __future__ import annotations
+
+from api.schemas_live import (
+    Access,
+    EndpointStatus,
+    GuideRef,
+    LiveLessonView,
+    PresentationStatus,
+)
+from syringe.sessions import LiveLesson, LiveLessonManager
+
+
+def livelesson_view(ll: LiveLesson, manager: LiveLessonManager) -> LiveLessonView:
+    source = manager.tree.lessons.get(ll.lesson)
+    endpoints = []
+    if source is not None:
+        for endpoint in source.lesson.endpoints:
+            state = ll.endpoints.get(endpoint.name)
+            observation = state.observation if state else None
+            endpoints.append(
+                EndpointStatus(
+                    name=endpoint.name,
+                    image=endpoint.image,
+                    phase=state.phase if state else "pending",
+                    healthy=bool(state and state.healthy),
+                    reason=observation.reason if observation else None,
+                    presentations=[
+                        PresentationStatus(
+                            name=p.name,
+                            type=p.type,
+                            port=p.port,
+                            reachable=bool(state and p.port in state.reachable),
+                            access=Access(),
+                        )
+                        for p in endpoint.presentations
+                    ],
+                    additional_ports=list(endpoint.additional_ports),
+                )
+            )
+    stages = source.lesson.stages if source else []
+    stage = stages[ll.stage] if 0 <= ll.stage < len(stages) else None
+    return LiveLessonView(
+        id=ll.id,
+        lesson=ll.lesson,
+        session=ll.session,
+        status="DELETING" if ll.deleting else ll.status.value,
+        error=ll.error,
+        stage=ll.stage,
+        stage_count=len(stages),
+        stage_description=stage.description if stage else "",
+        guide=GuideRef(type=stage.guide_type if stage else "markdown", url=f"/api/v1/livelessons/{ll.id}/guide"),
+        healthy=ll.healthy,
+        total=ll.total,
+        created_at=ll.created_at,
+        updated_at=ll.updated_at,
+        expires_at=ll.expires_at,
+        endpoints=endpoints,
+    )
+
+
+class ViewCache:
+    """Serialised views by live-lesson id and version: a status poll re-renders nothing that did not change."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[int, bytes]] = {}
+
+    def json(self, ll: LiveLesson, manager: LiveLessonManager) -> bytes:
+        cached = self._cache.get(ll.id)
+        if cached is not None and cached[0] == ll.version:
+            return cached[1]
+        body = livelesson_view(ll, manager).model_dump_json(by_alias=True).encode()
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[ll.id] = (ll.version, body)
+        return body
