@@ -10,7 +10,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -41,28 +41,53 @@ def served(standin: StandInProcess, tmp_path_factory: pytest.TempPathFactory) ->
         "SYRINGE_LIFECYCLE__ADDRESS_MODE": "pod-ip",
         "SYRINGE_ADMIN_TOKEN": ADMIN,
     }
-    log = Path(curriculum.parent / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "syringe.cli", "serve", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    log_path = curriculum.parent / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "syringe.cli", "serve", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{base}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(30)
+    server_log = log_path.read_text()
+    assert "Traceback" not in server_log, server_log[-4000:]
+
+
+def _fuzz(operation: Any, bearer: str, base: str, statuses: Counter[int], failures: list[str]) -> None:
+    """Send generated requests (valid and invalid, with and without the token) to one operation."""
+    strategy = st.one_of(
+        operation.as_strategy(schemathesis.GenerationMode.POSITIVE),
+        operation.as_strategy(schemathesis.GenerationMode.NEGATIVE),
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(30)
-        server_log = Path(curriculum.parent / "serve.log").read_text()
-        assert "Traceback" not in server_log, server_log[-4000:]
+
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+    @given(case=strategy, authenticated=st.booleans())
+    def check(case: schemathesis.Case, authenticated: bool) -> None:
+        headers = {"Authorization": f"Bearer {bearer}"} if authenticated else {}
+        response = case.call(base_url=base, headers=headers, timeout=30)
+        statuses[response.status_code] += 1
+        if response.status_code >= 500:
+            failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
+        if response.status_code >= 400:
+            content_type = response.headers.get("content-type") or [""]
+            assert content_type[0] == "application/problem+json", case.formatted_path
+
+    check()
 
 
 def test_generated_requests_get_no_server_errors(served: str) -> None:
@@ -74,33 +99,10 @@ def test_generated_requests_get_no_server_errors(served: str) -> None:
     assert len(operations) >= 15
 
     for operation in operations:
-        bearer = ADMIN if operation.path.startswith("/api/v1/admin") else token
         if operation.path.endswith("/events"):
             continue  # a stream: exercised by the journey tests
-
-        strategy = st.one_of(
-            operation.as_strategy(schemathesis.GenerationMode.POSITIVE),
-            operation.as_strategy(schemathesis.GenerationMode.NEGATIVE),
-        )
-
-        @settings(
-            max_examples=EXAMPLES_PER_OPERATION,
-            deadline=None,
-            derandomize=True,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=strategy, authenticated=st.booleans())
-        def check(case: schemathesis.Case, authenticated: bool) -> None:
-            headers = {"Authorization": f"Bearer {bearer}"} if authenticated else {}
-            response = case.call(base_url=served, headers=headers, timeout=30)
-            statuses[response.status_code] += 1
-            if response.status_code >= 500:
-                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
-            if response.status_code >= 400:
-                content_type = response.headers.get("content-type") or [""]
-                assert content_type[0] == "application/problem+json", case.formatted_path
-
-        check()
+        bearer = ADMIN if operation.path.startswith("/api/v1/admin") else token
+        _fuzz(operation, bearer, served, statuses, failures)
     total = sum(statuses.values())
     print(f"schemathesis: {total} requests, statuses {dict(sorted(statuses.items()))}")
     assert not failures, failures[:5]
