@@ -1,4 +1,8 @@
-"""Request dependencies: the pieces of app state a router needs, and who is asking."""
+"""Request dependencies: the pieces of app state a router needs, and who is asking.
+
+They are ``async def`` although they never wait: FastAPI runs plain ``def`` dependencies in a thread
+pool, and that hop cost a third of a status poll's time.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,10 @@ from syringe.sessions import LiveLessonManager
 from syringe.sessions.learners import Session, Sessions
 
 
+async def catalog_dependency(request: Request) -> Catalog:
+    return catalog(request)
+
+
 def catalog(request: Request) -> Catalog:
     found: Catalog = request.app.state.catalog
     return found
@@ -24,7 +32,11 @@ def sessions(request: Request) -> Sessions:
     return found
 
 
-def manager(request: Request) -> LiveLessonManager:
+async def sessions_dependency(request: Request) -> Sessions:
+    return sessions(request)
+
+
+async def manager(request: Request) -> LiveLessonManager:
     found: LiveLessonManager | None = request.app.state.manager
     if found is None:
         reason = request.app.state.runtime_problem or "no runtime is configured"
@@ -45,7 +57,7 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def learner(request: Request) -> Session:
+async def learner(request: Request) -> Session:
     token = _bearer(request)
     session = sessions(request).authenticate(token, datetime.now(UTC))
     if session is None:
@@ -58,7 +70,7 @@ def learner(request: Request) -> Session:
     return session
 
 
-def admin(request: Request) -> None:
+async def admin(request: Request) -> None:
     configured = request.app.state.settings.admin_token
     token = _bearer(request)
     if configured is None:
@@ -67,5 +79,7 @@ def admin(request: Request) -> None:
         raise ProblemError(403, "this call needs the admin token", "forbidden")
 
 
+CatalogDep = Annotated[Catalog, Depends(catalog_dependency)]
+SessionsDep = Annotated[Sessions, Depends(sessions_dependency)]
 Learner = Annotated[Session, Depends(learner)]
 Manager = Annotated[LiveLessonManager, Depends(manager)]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from api.deps import catalog
+from api.deps import CatalogDep
 from api.problems import ProblemError
 from api.schemas import (
     CollectionView,
@@ -16,11 +16,10 @@ from api.schemas import (
     LessonDetail,
     LessonSummary,
 )
-from syringe.catalog import Catalog, NotFound
+from syringe.catalog import NotFound
 from syringe.curriculum.guides import GuideError
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
-CatalogDep = Annotated[Catalog, Depends(catalog)]
 
 
 @router.get("/curriculum", response_model=CurriculumView)
