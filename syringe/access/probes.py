@@ -1,14 +1,59 @@
-"""Readiness probes. A probe either returns or raises ProbeFailed with a reason a person can read."""
+"""Readiness probes by protocol. A probe returns, or raises ProbeFailed with a reason a person can read.
+
+- ssh: a full SSH handshake (the server's version string and key exchange), not just a TCP connect;
+- netconf: the SSH subsystem ``netconf`` and the server's <hello> with its capabilities;
+- http: a request to a path, expecting a 2xx or 3xx answer;
+- tcp: a plain connect.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass
+
+import asyncssh
+import httpx
+
+from syringe.access.netconf import NetconfError, NetconfSession
 
 
 class ProbeFailed(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to probe one presentation."""
+
+    host: str
+    port: int
+    kind: str  # ssh, netconf, http, tcp
+    username: str = ""
+    password: str = ""
+    http_path: str = "/"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, asyncssh.Error):
+        return exc.reason or type(exc).__name__
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc) or type(exc).__name__
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The exception at the bottom of a chain: httpx wraps the OSError that says what happened."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
+    return exc
 
 
 async def tcp_probe(host: str, port: int, timeout: float = 2.0) -> None:
@@ -18,24 +63,94 @@ async def tcp_probe(host: str, port: int, timeout: float = 2.0) -> None:
     except TimeoutError as exc:
         raise ProbeFailed(f"tcp connect to {host}:{port}: timed out") from exc
     except OSError as exc:
-        raise ProbeFailed(f"tcp connect to {host}:{port}: {exc.strerror or exc}") from exc
+        raise ProbeFailed(f"tcp connect to {host}:{port}: {_reason(exc)}") from exc
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
 
 
+async def ssh_probe(host: str, port: int, timeout: float = 5.0) -> None:
+    """Succeeds once the server has sent its version string and completed a key exchange."""
+    try:
+        key = await asyncio.wait_for(asyncssh.get_server_host_key(host, port), timeout)
+    except TimeoutError as exc:
+        raise ProbeFailed(f"ssh handshake: no banner and key exchange within {timeout:g}s") from exc
+    except (OSError, asyncssh.Error) as exc:
+        raise ProbeFailed(f"ssh handshake: {_reason(exc)}") from exc
+    if key is None:
+        raise ProbeFailed("ssh handshake: the server sent no host key")
+
+
+async def netconf_probe(host: str, port: int, username: str, password: str, timeout: float = 10.0) -> list[str]:
+    """Opens a NETCONF session, reads the server's capabilities from its <hello>, and closes it."""
+    try:
+        session = await NetconfSession.open(host, port, username, password, timeout)
+    except NetconfError as exc:
+        raise ProbeFailed(str(exc)) from exc
+    async with session:
+        return session.server_capabilities
+
+
+async def http_probe(host: str, port: int, path: str = "/", timeout: float = 5.0) -> int:
+    """Succeeds when GET ``path`` answers 2xx or 3xx (redirects are not followed)."""
+    url = f"http://{host}:{port}{path if path.startswith('/') else '/' + path}"
+    try:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            response = await client.get(url)
+    except httpx.TimeoutException as exc:
+        raise ProbeFailed(f"http GET {path}: timed out after {timeout:g}s") from exc
+    except httpx.HTTPError as exc:
+        raise ProbeFailed(f"http GET {path}: {_reason(_innermost(exc))}") from exc
+    if not 200 <= response.status_code < 400:
+        raise ProbeFailed(f"http GET {path}: status {response.status_code}")
+    return response.status_code
+
+
+async def probe(target: Target, timeout: float) -> None:
+    if target.kind == "ssh":
+        await ssh_probe(target.host, target.port, timeout)
+    elif target.kind == "netconf":
+        await netconf_probe(target.host, target.port, target.username, target.password, timeout)
+    elif target.kind == "http":
+        await http_probe(target.host, target.port, target.http_path, timeout)
+    else:
+        await tcp_probe(target.host, target.port, timeout)
+
+
 async def retry_until(
-    probe: Callable[[], Awaitable[None]], deadline: float, first_delay: float = 0.05, max_delay: float = 2.0
+    attempt: Callable[[], Awaitable[object]], deadline: float, first_delay: float = 0.05, max_delay: float = 2.0
 ) -> None:
-    """Run ``probe`` until it succeeds, backing off between tries; raise its last failure at ``deadline``."""
+    """Run ``attempt`` until it succeeds, backing off between tries; raise its last failure at ``deadline``."""
     loop = asyncio.get_running_loop()
     delay = first_delay
     while True:
         try:
-            await probe()
+            await attempt()
             return
         except ProbeFailed:
             if loop.time() + delay >= deadline:
                 raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_delay)
+
+
+async def sweep(
+    targets: Mapping[Hashable, Target],
+    deadline: float,
+    attempt_timeout: float,
+    on_ready: Callable[[Hashable], None] = lambda key: None,
+) -> None:
+    """Probe every target at once, each with backoff, until it answers or ``deadline`` passes.
+
+    A sweep takes as long as its slowest target, not the sum. The first target that cannot be reached by
+    the deadline raises ProbeFailed("<key>: <reason>").
+    """
+
+    async def one(key: Hashable, target: Target) -> None:
+        try:
+            await retry_until(lambda: probe(target, attempt_timeout), deadline)
+        except ProbeFailed as exc:
+            raise ProbeFailed(f"{key}: {exc}") from exc
+        on_ready(key)
+
+    await asyncio.gather(*(one(key, target) for key, target in targets.items()))

@@ -10,10 +10,10 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from datetime import UTC, datetime, timedelta
 
-from syringe.access.probes import ProbeFailed, retry_until, tcp_probe
+from syringe.access.probes import ProbeFailed, Target, sweep
 from syringe.curriculum import CurriculumTree
 from syringe.curriculum.files import read_lesson_files
 from syringe.errors import Busy, LimitReached, NotFound, RuntimeCheckFailed, RuntimeUnavailable, UnknownLesson
@@ -261,18 +261,47 @@ class LiveLessonManager:
         ll = self.get(livelesson_id)
         return self._address(ll, ll.endpoints[endpoint])
 
+    def probe_targets(self, ll: LiveLesson, endpoint_name: str) -> dict[int, tuple[str, Target]]:
+        """Port -> (presentation name, probe target) for one endpoint: presentations by protocol, the
+        additional ports by TCP."""
+        source = self.tree.lessons[ll.lesson]
+        endpoint = source.lesson.endpoint(endpoint_name)
+        host = self._address(ll, ll.endpoints[endpoint_name])
+        assert host is not None
+        image = self.tree.images.get(endpoint.image)
+        user, password = (image.ssh_user, image.ssh_password) if image else ("", "")
+        targets: dict[int, tuple[str, Target]] = {}
+        for presentation in endpoint.presentations:
+            targets.setdefault(
+                presentation.port,
+                (
+                    presentation.name,
+                    Target(host, presentation.port, presentation.type, user, password, self.settings.http_probe_path),
+                ),
+            )
+        for port in endpoint.additional_ports:
+            targets.setdefault(port, (f"port {port}", Target(host, port, "tcp")))
+        return targets
+
     async def _probe(self, ll: LiveLesson, deadline: float) -> None:
-        async def probe_port(endpoint: EndpointState, port: int) -> None:
-            host = self._address(ll, endpoint)
-            assert host is not None
-            try:
-                await retry_until(lambda: tcp_probe(host, port), deadline)
-            except ProbeFailed as exc:
-                raise LaunchFailed(f"endpoint {endpoint.name}: port {port}: {exc}") from exc
+        """Probe every presentation of every endpoint at once, each with backoff, until the probe timeout."""
+        deadline = min(deadline, asyncio.get_running_loop().time() + self.settings.probe_timeout)
+        targets: dict[Hashable, Target] = {}
+        ports: dict[Hashable, tuple[EndpointState, int]] = {}
+        for endpoint in ll.endpoints.values():
+            for port, (name, target) in self.probe_targets(ll, endpoint.name).items():
+                key = f"{endpoint.name}/{name}"
+                targets[key], ports[key] = target, (endpoint, port)
+
+        def reachable(key: Hashable) -> None:
+            endpoint, port = ports[key]
             endpoint.reachable.add(port)
             self._notify(ll)
 
-        await asyncio.gather(*(probe_port(e, port) for e in ll.endpoints.values() for port in e.ports))
+        try:
+            await sweep(targets, deadline, self.settings.probe_attempt_timeout, reachable)
+        except ProbeFailed as exc:
+            raise LaunchFailed(str(exc)) from exc
 
     async def _set_status(self, ll: LiveLesson, status: Status, error: str | None = None) -> None:
         """Move to a settled status (READY, ERROR): saved to the namespace before anyone sees it, so whoever

@@ -68,7 +68,9 @@ class StandInProcess:
 def failure_curriculum(root: Path) -> Path:
     """The example curriculum plus lessons whose images fail the way a kubelet reports it."""
     shutil.copytree(REPO / "lessons", root, dirs_exist_ok=True)
-    for image, lesson in (("pull-fail", "broken-image"), ("crash", "crashing-image"), ("slow", "slow-image")):
+    for image, lesson in (
+        ("pull-fail", "broken-image"), ("crash", "crashing-image"), ("slow", "slow-image"), ("mute", "mute-image"),
+    ):
         (root / "images" / image).mkdir(parents=True)
         (root / "images" / image / "image.meta.yaml").write_text(f"slug: {image}\nsshUser: u\nsshPassword: p\n")
         (root / "lessons" / lesson / "stage0").mkdir(parents=True)

@@ -192,3 +192,11 @@ async def test_reading_status_costs_the_api_server_nothing(lifecycle: Make) -> N
         assert (seen.status, seen.healthy, seen.total) == (Status.READY, 3, 3)
         assert manager.of_session("learner") == [ll]
     assert dict(counts) == before
+
+
+async def test_an_endpoint_that_never_answers_fails_its_probe_by_name(lifecycle: Make) -> None:
+    manager = await lifecycle(probe_timeout=3, probe_attempt_timeout=1)
+    ll = await manager.launch("learner", "mute-image")
+    assert await settled(manager, ll) is Status.ERROR
+    assert ll.error == "bad/cli: ssh handshake: no banner and key exchange within 1s"
+    assert ll.endpoints["good"].healthy and not ll.endpoints["bad"].healthy

@@ -42,9 +42,16 @@ class FramingError(Exception):
 class NetconfSession:
     """Works on bytes, because NETCONF 1.1 chunk sizes count bytes."""
 
-    def __init__(self, process: asyncssh.SSHServerProcess[bytes], store: Datastores, max_message: int = 1 << 20):
+    def __init__(
+        self,
+        process: asyncssh.SSHServerProcess[bytes],
+        store: Datastores,
+        max_message: int = 1 << 20,
+        capabilities: list[str] | None = None,
+    ):
         self.process = process
         self.store = store
+        self.capabilities = capabilities or CAPABILITIES
         self.chunked = False
         self.buffer = b""
         self.max_message = max_message
@@ -91,7 +98,7 @@ class NetconfSession:
 
     async def run(self) -> None:
         session_id = next(_session_ids)
-        capabilities = "".join(f"<capability>{c}</capability>" for c in CAPABILITIES)
+        capabilities = "".join(f"<capability>{c}</capability>" for c in self.capabilities)
         self.write_message(
             f'<?xml version="1.0" encoding="UTF-8"?><hello xmlns="{BASE}"><capabilities>{capabilities}'
             f"</capabilities><session-id>{session_id}</session-id></hello>"
@@ -99,7 +106,7 @@ class NetconfSession:
         try:
             hello = ET.fromstring(await self.read_message())
             theirs = {c.text.strip() for c in hello.iter() if _local(c.tag) == "capability" and c.text}
-            self.chunked = CAP_11 in theirs
+            self.chunked = CAP_11 in theirs and CAP_11 in self.capabilities
             while True:
                 message = await self.read_message()
                 if not self.handle(message):

@@ -104,11 +104,17 @@ class PodServers:
     host_key: asyncssh.SSHKey
     credentials: dict[str, str] = field(default_factory=dict)
     store: Datastores = field(default_factory=Datastores)
+    netconf_capabilities: list[str] | None = None  # None: base 1.0 and 1.1, candidate
+    mute: bool = False  # accept connections and never answer: a hung endpoint
     _closers: list[Any] = field(default_factory=list)
 
     async def start(self) -> None:
         for name, port in self.ports:
-            kind = name.split("-", 1)[0]
+            kind = "mute" if self.mute else name.split("-", 1)[0]
+            if kind == "mute":
+                server = await asyncio.start_server(self._silent, self.address, port)
+                self._closers.append(self._closer(server))
+                continue
             if kind == "ssh":
                 await self._ssh(port, netconf=False)
             elif kind == "netconf":
@@ -129,6 +135,11 @@ class PodServers:
 
         return close
 
+    @staticmethod
+    async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # say nothing until the client gives up
+        writer.close()
+
     async def _tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(json.dumps({"host": self.hostname}).encode() + b"\n")
         await writer.drain()
@@ -139,7 +150,7 @@ class PodServers:
 
         async def handle(process: asyncssh.SSHServerProcess[Any]) -> None:
             if process.subsystem == "netconf":
-                await NetconfSession(process, store).run()
+                await NetconfSession(process, store, capabilities=self.netconf_capabilities).run()
             elif netconf:
                 process.stderr.write("this port serves the netconf subsystem only\n")
                 process.exit(1)

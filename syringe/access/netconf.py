@@ -1,0 +1,188 @@
+"""A NETCONF client over SSH (RFC 6241/6242): hello exchange, RPCs in 1.0 (EOM) or 1.1 (chunked) framing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import asyncssh
+import defusedxml
+import defusedxml.ElementTree as SafeET
+
+BASE_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+BASE_10 = "urn:ietf:params:netconf:base:1.0"
+BASE_11 = "urn:ietf:params:netconf:base:1.1"
+EOM = b"]]>]]>"
+MAX_MESSAGE = 16 * 1024 * 1024
+_CHUNK_HEADER = re.compile(rb"\n#(\d+|#)\n")
+_ids = itertools.count(1)
+
+
+class NetconfError(Exception):
+    """The NETCONF conversation failed; the message says at which step and why."""
+
+
+def parse_xml(text: str | bytes) -> ET.Element:
+    """Parse untrusted XML: no entities, no DTDs. Raises ValueError with the parser's reason."""
+    try:
+        element: ET.Element = SafeET.fromstring(text)
+        return element
+    except (ET.ParseError, defusedxml.DefusedXmlException) as exc:
+        raise ValueError(f"not well-formed XML: {exc}") from exc
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+@dataclass
+class NetconfSession:
+    """One NETCONF session on an SSH connection. Use ``async with NetconfSession.open(...)``."""
+
+    connection: asyncssh.SSHClientConnection
+    writer: asyncssh.SSHWriter[bytes]
+    reader: asyncssh.SSHReader[bytes]
+    server_capabilities: list[str] = field(default_factory=list)
+    session_id: str | None = None
+    chunked: bool = False
+    _buffer: bytes = b""
+
+    @classmethod
+    async def open(cls, host: str, port: int, username: str, password: str, timeout: float = 10.0) -> NetconfSession:
+        try:
+            connection = await asyncio.wait_for(
+                asyncssh.connect(
+                    host,
+                    port,
+                    username=username,
+                    password=password,
+                    known_hosts=None,
+                    client_keys=None,
+                    agent_path=None,
+                    preferred_auth="password,keyboard-interactive",
+                ),
+                timeout,
+            )
+        except TimeoutError as exc:
+            raise NetconfError(f"ssh connect: timed out after {timeout:g}s") from exc
+        except (OSError, asyncssh.Error) as exc:
+            raise NetconfError(f"ssh connect: {_reason(exc)}") from exc
+        try:
+            writer, reader, _ = await asyncio.wait_for(
+                connection.open_session(subsystem="netconf", encoding=None), timeout
+            )
+            session = cls(connection, writer, reader)
+            await asyncio.wait_for(session._hello(), timeout)
+            return session
+        except BaseException as exc:
+            connection.close()
+            if isinstance(exc, TimeoutError):
+                raise NetconfError(f"netconf hello: timed out after {timeout:g}s") from exc
+            if isinstance(exc, (OSError, asyncssh.Error)):
+                raise NetconfError(f"netconf subsystem: {_reason(exc)}") from exc
+            raise
+
+    async def _hello(self) -> None:
+        hello = parse_xml(await self._read_eom())
+        if _local(hello.tag) != "hello":
+            raise NetconfError(f"netconf hello: expected <hello>, got <{_local(hello.tag)}>")
+        self.server_capabilities = [
+            (c.text or "").strip() for c in hello.iter() if _local(c.tag) == "capability" and c.text
+        ]
+        session_id = next((e.text for e in hello.iter() if _local(e.tag) == "session-id"), None)
+        self.session_id = session_id.strip() if session_id else None
+        if BASE_10 not in self.server_capabilities and BASE_11 not in self.server_capabilities:
+            raise NetconfError("netconf hello: the server offers neither base:1.0 nor base:1.1")
+        ours = "".join(f"<capability>{c}</capability>" for c in (BASE_10, BASE_11))
+        self.writer.write(
+            f'<?xml version="1.0" encoding="UTF-8"?><hello xmlns="{BASE_NS}"><capabilities>{ours}'
+            f"</capabilities></hello>".encode()
+            + EOM
+        )
+        self.chunked = BASE_11 in self.server_capabilities
+
+    async def _more(self) -> None:
+        data = await self.reader.read(65536)
+        if not data:
+            raise NetconfError("the server closed the session")
+        self._buffer += data
+        if len(self._buffer) > MAX_MESSAGE:
+            raise NetconfError("the server's message is too large")
+
+    async def _read_eom(self) -> bytes:
+        while EOM not in self._buffer:
+            await self._more()
+        message, self._buffer = self._buffer.split(EOM, 1)
+        return message.strip()
+
+    async def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            while (match := _CHUNK_HEADER.match(self._buffer)) is None:
+                if (len(self._buffer) >= 2 and not self._buffer.startswith(b"\n#")) or len(self._buffer) > 16:
+                    raise NetconfError("netconf framing: bad chunk header")
+                await self._more()
+            self._buffer = self._buffer[match.end() :]
+            if match.group(1) == b"#":
+                return b"".join(parts)
+            size = int(match.group(1))
+            while len(self._buffer) < size:
+                await self._more()
+            parts.append(self._buffer[:size])
+            self._buffer = self._buffer[size:]
+
+    def _send(self, message: bytes) -> None:
+        if self.chunked:
+            self.writer.write(b"\n#%d\n%s\n##\n" % (len(message), message))
+        else:
+            self.writer.write(message + EOM)
+
+    async def rpc(self, operation: str | bytes, timeout: float = 30.0) -> str:
+        """Send one RPC and return the reply's XML. ``operation`` is a whole <rpc> or just what goes in one."""
+        element = parse_xml(operation)
+        if _local(element.tag) != "rpc":
+            wrapper = ET.Element(f"{{{BASE_NS}}}rpc", {"message-id": str(next(_ids))})
+            wrapper.append(element)
+            element = wrapper
+        elif element.get("message-id") is None:
+            element.set("message-id", str(next(_ids)))
+        self._send(ET.tostring(element, encoding="utf-8"))
+        try:
+            reply = await asyncio.wait_for(self._read_chunked() if self.chunked else self._read_eom(), timeout)
+        except TimeoutError as exc:
+            raise NetconfError(f"netconf rpc: no reply within {timeout:g}s") from exc
+        return reply.decode("utf-8", errors="replace")
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.rpc(f'<close-session xmlns="{BASE_NS}"/>'), 2)
+        self.connection.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.connection.wait_closed(), 2)
+
+    async def __aenter__(self) -> NetconfSession:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return "authentication failed"
+    if isinstance(exc, asyncssh.Error):
+        return exc.reason or type(exc).__name__
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
