@@ -6,15 +6,17 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api import problems
 from api.errors import as_problem
 from api.middleware import BodyLimit
-from api.routers import admin, catalog, health, livelessons, sessions
+from api.routers import access, admin, catalog, health, livelessons, sessions
 from api.views import ViewCache
 from syringe import __version__
+from syringe.access.terminal import TerminalSlots
 from syringe.catalog import Catalog
 from syringe.curriculum import CurriculumTree, load_curriculum
 from syringe.errors import RuntimeCheckFailed, RuntimeUnavailable, SyringeError
@@ -52,9 +54,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await manager.runtime.close()
             manager = None
     app.state.manager = manager
+    app.state.proxy_client = httpx.AsyncClient(
+        timeout=settings.access.proxy_timeout, follow_redirects=False, limits=httpx.Limits(max_connections=200)
+    )
     try:
         yield
     finally:
+        await app.state.proxy_client.aclose()
         if manager is not None:
             await manager.stop()
             await manager.runtime.close()
@@ -76,7 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = Sessions(settings.lifecycle.session_ttl_seconds)
     app.state.manager = None
     app.state.runtime_problem = None
-    app.state.views = ViewCache()
+    app.state.views = ViewCache(settings.access)
+    app.state.terminal_slots = TerminalSlots(settings.access.terminals_per_livelesson)
     problems.install(app)
 
     @app.exception_handler(SyringeError)
@@ -84,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         problem = as_problem(exc)
         return problems.problem_response(problem.status, problem.detail, problem.kind, headers=problem.headers)
 
-    for router in (health.router, catalog.router, sessions.router, livelessons.router, admin.router):
+    for router in (health.router, catalog.router, sessions.router, livelessons.router, access.router, admin.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

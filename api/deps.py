@@ -1,7 +1,7 @@
 """Request dependencies: the pieces of app state a router needs, and who is asking.
 
-They are ``async def`` although they never wait: FastAPI runs plain ``def`` dependencies in a thread
-pool, and that hop cost a third of a status poll's time.
+Dependencies are ``async def`` although they never wait: FastAPI runs plain ``def`` dependencies in a
+thread pool, and that hop cost a third of a status poll's time.
 """
 
 from __future__ import annotations
@@ -11,55 +11,55 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from api.problems import ProblemError
 from syringe.catalog import Catalog
 from syringe.sessions import LiveLessonManager
 from syringe.sessions.learners import Session, Sessions
 
-
-async def catalog_dependency(request: Request) -> Catalog:
-    return catalog(request)
+TOKEN_COOKIE = "syringe_token"
 
 
-def catalog(request: Request) -> Catalog:
-    found: Catalog = request.app.state.catalog
+def catalog(connection: HTTPConnection) -> Catalog:
+    found: Catalog = connection.app.state.catalog
     return found
 
 
-def sessions(request: Request) -> Sessions:
-    found: Sessions = request.app.state.sessions
+def sessions(connection: HTTPConnection) -> Sessions:
+    found: Sessions = connection.app.state.sessions
     return found
 
 
-async def sessions_dependency(request: Request) -> Sessions:
-    return sessions(request)
-
-
-async def manager(request: Request) -> LiveLessonManager:
-    found: LiveLessonManager | None = request.app.state.manager
+def live_manager(connection: HTTPConnection) -> LiveLessonManager:
+    found: LiveLessonManager | None = connection.app.state.manager
     if found is None:
-        reason = request.app.state.runtime_problem or "no runtime is configured"
+        reason = connection.app.state.runtime_problem or "no runtime is configured"
         raise ProblemError(503, f"live lessons are unavailable: {reason}", "runtime-unavailable")
     return found
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+def bearer_token(connection: HTTPConnection, browser: bool = False) -> str | None:
+    """The token from ``Authorization: Bearer``. Where a browser cannot set that header (WebSockets, pages
+    in an iframe), also from the ``token`` query parameter or the proxy's cookie."""
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    if browser:
+        return connection.query_params.get("token") or connection.cookies.get(TOKEN_COOKIE) or None
+    return None
+
+
+def authenticate(connection: HTTPConnection, token: str | None) -> Session:
+    """The token's session, or 401."""
+    if token is None:
         raise ProblemError(
             401,
             "this call needs the session's token: Authorization: Bearer <token>",
             "unauthorized",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return token.strip()
-
-
-async def learner(request: Request) -> Session:
-    token = _bearer(request)
-    session = sessions(request).authenticate(token, datetime.now(UTC))
+    session = sessions(connection).authenticate(token, datetime.now(UTC))
     if session is None:
         raise ProblemError(
             401,
@@ -70,9 +70,34 @@ async def learner(request: Request) -> Session:
     return session
 
 
+async def catalog_dependency(request: Request) -> Catalog:
+    return catalog(request)
+
+
+async def sessions_dependency(request: Request) -> Sessions:
+    return sessions(request)
+
+
+async def manager(request: Request) -> LiveLessonManager:
+    return live_manager(request)
+
+
+async def learner(request: Request) -> Session:
+    return authenticate(request, bearer_token(request))
+
+
+async def browser_learner(request: Request) -> Session:
+    """For the HTTP proxy: the header, or the token in the query or in the proxy's cookie."""
+    return authenticate(request, bearer_token(request, browser=True))
+
+
 async def admin(request: Request) -> None:
     configured = request.app.state.settings.admin_token
-    token = _bearer(request)
+    token = bearer_token(request)
+    if token is None:
+        raise ProblemError(
+            401, "this call needs the admin token", "unauthorized", headers={"WWW-Authenticate": "Bearer"}
+        )
     if configured is None:
         raise ProblemError(403, "the admin API is disabled: set SYRINGE_ADMIN_TOKEN to enable it", "forbidden")
     if not hmac.compare_digest(token.encode(), configured.get_secret_value().encode()):
@@ -82,4 +107,5 @@ async def admin(request: Request) -> None:
 CatalogDep = Annotated[Catalog, Depends(catalog_dependency)]
 SessionsDep = Annotated[Sessions, Depends(sessions_dependency)]
 Learner = Annotated[Session, Depends(learner)]
+BrowserLearner = Annotated[Session, Depends(browser_learner)]
 Manager = Annotated[LiveLessonManager, Depends(manager)]

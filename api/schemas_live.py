@@ -33,12 +33,29 @@ class LaunchAccepted(ApiModel):
     status: str
 
 
-class Access(ApiModel):
-    """How to reach a presentation. The endpoint-access issue fills these in."""
+class NetconfAccess(ApiModel):
+    rpc_url: str = Field(description="POST an RPC here (XML) to run it in a NETCONF session.")
+    port: int
+    username: str
+    password: str | None = Field(default=None, description="Only when the expose_credentials setting is on.")
 
-    terminal_url: str | None = None
-    proxy_url: str | None = None
-    netconf: dict[str, str | int] | None = None
+
+class External(ApiModel):
+    """Where a learner's own ssh or NETCONF client reaches an exposed presentation."""
+
+    host: str
+    port: int | None = Field(description="None until the Service has its port.")
+
+
+class Access(ApiModel):
+    """How to reach a presentation."""
+
+    terminal_url: str | None = Field(default=None, description="WebSocket: an xterm over SSH (ssh presentations).")
+    proxy_url: str | None = Field(default=None, description="The HTTP proxy's prefix (http presentations).")
+    netconf: NetconfAccess | None = None
+    external: External | None = None
+    username: str | None = None
+    password: str | None = None
 
 
 class PresentationStatus(ApiModel):

@@ -5,14 +5,48 @@ from __future__ import annotations
 from api.schemas_live import (
     Access,
     EndpointStatus,
+    External,
     GuideRef,
     LiveLessonView,
+    NetconfAccess,
     PresentationStatus,
 )
+from syringe.curriculum.models import Image, Presentation
 from syringe.sessions import LiveLesson, LiveLessonManager
+from syringe.settings import AccessSettings
 
 
-def livelesson_view(ll: LiveLesson, manager: LiveLessonManager) -> LiveLessonView:
+def access_for(
+    ll: LiveLesson,
+    endpoint: str,
+    presentation: Presentation,
+    image: Image | None,
+    settings: AccessSettings,
+    exposed: bool,
+    external_port: int | None,
+) -> Access:
+    base = f"/api/v1/livelessons/{ll.id}/endpoints/{endpoint}"
+    user = image.ssh_user if image else ""
+    password = image.ssh_password if image and settings.expose_credentials else None
+    access = Access()
+    if presentation.type == "ssh":
+        access.terminal_url = f"{base}/terminal?presentation={presentation.name}"
+        access.username, access.password = user, password
+    elif presentation.type == "http":
+        access.proxy_url = f"{base}/http/{presentation.name}/"
+    elif presentation.type == "netconf":
+        access.netconf = NetconfAccess(
+            rpc_url=f"{base}/netconf/{presentation.name}/rpc",
+            port=presentation.port,
+            username=user,
+            password=password,
+        )
+    if exposed:
+        access.external = External(host=settings.external_host, port=external_port)
+    return access
+
+
+def livelesson_view(ll: LiveLesson, manager: LiveLessonManager, settings: AccessSettings) -> LiveLessonView:
     source = manager.tree.lessons.get(ll.lesson)
     endpoints = []
     if source is not None:
@@ -32,7 +66,15 @@ def livelesson_view(ll: LiveLesson, manager: LiveLessonManager) -> LiveLessonVie
                             type=p.type,
                             port=p.port,
                             reachable=bool(state and p.port in state.reachable),
-                            access=Access(),
+                            access=access_for(
+                                ll,
+                                endpoint.name,
+                                p,
+                                manager.tree.images.get(endpoint.image),
+                                settings,
+                                p.type in manager.plan_settings.expose,
+                                observation.node_ports.get(p.port) if observation else None,
+                            ),
                         )
                         for p in endpoint.presentations
                     ],
@@ -63,14 +105,15 @@ def livelesson_view(ll: LiveLesson, manager: LiveLessonManager) -> LiveLessonVie
 class ViewCache:
     """Serialised views by live-lesson id and version: a status poll re-renders nothing that did not change."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: AccessSettings) -> None:
+        self.settings = settings
         self._cache: dict[str, tuple[int, bytes]] = {}
 
     def json(self, ll: LiveLesson, manager: LiveLessonManager) -> bytes:
         cached = self._cache.get(ll.id)
         if cached is not None and cached[0] == ll.version:
             return cached[1]
-        body = livelesson_view(ll, manager).model_dump_json(by_alias=True).encode()
+        body = livelesson_view(ll, manager, self.settings).model_dump_json(by_alias=True).encode()
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[ll.id] = (ll.version, body)

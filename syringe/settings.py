@@ -37,6 +37,21 @@ class LifecycleSettings(BaseModel):
     api_threads: int = Field(default=8, ge=1, le=64, description="Bounded pool for blocking Kubernetes calls.")
 
 
+class AccessSettings(BaseModel):
+    """How learners reach their endpoints: terminals, the HTTP proxy, NETCONF, external exposure."""
+
+    terminal_idle_timeout: float = Field(default=1800.0, gt=0, description="A terminal with no input closes.")
+    terminals_per_livelesson: int = Field(default=16, ge=1, description="Open terminals per live lesson.")
+    expose_credentials: bool = Field(
+        default=False, description="Put the images' SSH credentials in the live lesson's API answer."
+    )
+    proxy_timeout: float = Field(default=60.0, gt=0, description="The HTTP proxy's timeout per request.")
+    netconf_timeout: float = Field(default=30.0, gt=0, description="Timeout of one NETCONF RPC through the API.")
+    external_host: str = Field(
+        default="", description="The host learners use for presentations exposed by the plan's expose setting."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SYRINGE_", env_nested_delimiter="__", extra="ignore")
 
@@ -50,3 +65,4 @@ class Settings(BaseSettings):
     )
     plan: PlanSettings = Field(default_factory=PlanSettings)
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)

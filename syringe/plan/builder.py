@@ -305,6 +305,30 @@ def _service(namespace: str, common: Mapping[str, str], endpoint: Endpoint, live
     }
 
 
+def _external_service(
+    namespace: str, common: Mapping[str, str], endpoint: Endpoint, livelesson: str, settings: PlanSettings
+) -> K8sObject | None:
+    """A NodePort (or LoadBalancer) Service for the presentations the expose setting names, if any."""
+    ports = [(port_name(p.type, p.port), p.port) for p in endpoint.presentations if p.type in settings.expose]
+    if not ports:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(
+            f"{endpoint.name}-external"[:63],
+            namespace,
+            common,
+            **{labels.ENDPOINT: endpoint.name, labels.EXTERNAL: "true"},
+        ),
+        "spec": {
+            "type": settings.expose_service_type,
+            "selector": {labels.LIVELESSON: livelesson, labels.ENDPOINT: endpoint.name},
+            "ports": [{"name": name, "port": port, "targetPort": port, "protocol": "TCP"} for name, port in ports],
+        },
+    }
+
+
 def topology(lesson: Lesson, links: list[Link], stage: int) -> dict[str, Any]:
     """The lesson's wiring as JSON: which interface of which endpoint has which address."""
     endpoints: dict[str, Any] = {e.name: {"interfaces": []} for e in lesson.endpoints}
@@ -375,6 +399,11 @@ def build_plan(
             )
         )
     services = [_service(namespace, common, e, who.id) for e in lesson.endpoints]
+    services += [
+        external
+        for e in lesson.endpoints
+        if (external := _external_service(namespace, common, e, who.id, settings)) is not None
+    ]
 
     waves = [
         [_namespace(namespace, common, lesson, stage, who)],

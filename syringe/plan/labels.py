@@ -10,6 +10,7 @@ SESSION = "syringe.io/session"
 LESSON = "syringe.io/lesson"
 ENDPOINT = "syringe.io/endpoint"
 CONNECTION = "syringe.io/connection"
+EXTERNAL = "syringe.io/external"
 
 STAGE = "syringe.io/stage"
 STATUS = "syringe.io/status"

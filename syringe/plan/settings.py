@@ -31,6 +31,11 @@ class PlanSettings(BaseModel):
     subnet_pool: str = Field(default="10.254.0.0/16", description="Where connections without a subnet get one.")
     subnet_prefix: int = Field(default=24, ge=8, le=30)
     vm_overhead_memory: str = Field(default="256Mi", description="Pod memory on top of a VM's guest memory.")
+    expose: list[Literal["ssh", "netconf", "http"]] = Field(
+        default_factory=list,
+        description="Presentation types to expose outside the cluster, through one extra Service per endpoint.",
+    )
+    expose_service_type: Literal["NodePort", "LoadBalancer"] = "NodePort"
     job_cpu: str = "250m"
     job_memory: str = "256Mi"
     jobs_per_endpoint: int = Field(default=2, ge=1, description="Headroom for configuration and check Jobs.")

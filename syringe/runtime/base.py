@@ -27,6 +27,7 @@ class EndpointObservation:
     reason: str | None = None
     message: str | None = None
     fatal: bool = False  # the pod will not get better by waiting
+    node_ports: Mapping[int, int] = field(default_factory=dict)  # presentation port -> exposed node port
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ classes, whose deserialisation costs more CPU than anything else Syringe does pe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from syringe.plan import labels
@@ -32,7 +33,9 @@ def _get(obj: Any, *path: str) -> Any:
     return obj
 
 
-def observe_pod(pod: Any, service_ip: str | None = None) -> EndpointObservation | None:
+def observe_pod(
+    pod: Any, service_ip: str | None = None, node_ports: Mapping[int, int] | None = None
+) -> EndpointObservation | None:
     """An observation of a lesson pod, or None for pods that are not endpoints."""
     pod_labels = _get(pod, "metadata", "labels") or {}
     endpoint = pod_labels.get(labels.ENDPOINT)
@@ -82,6 +85,7 @@ def observe_pod(pod: Any, service_ip: str | None = None) -> EndpointObservation 
         reason=reason,
         message=message,
         fatal=fatal,
+        node_ports=dict(node_ports or {}),
     )
 
 

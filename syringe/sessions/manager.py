@@ -283,6 +283,18 @@ class LiveLessonManager:
             targets.setdefault(port, (f"port {port}", Target(host, port, "tcp")))
         return targets
 
+    def target_for(self, livelesson_id: str, session: str | None, endpoint: str, presentation: str) -> Target:
+        """Where and with which credentials to reach one presentation of a live lesson's endpoint."""
+        ll = self.get(livelesson_id, session)
+        if endpoint not in ll.endpoints:
+            raise NotFound(f"live lesson {ll.id} has no endpoint '{endpoint}'")
+        if self._address(ll, ll.endpoints[endpoint]) is None or not ll.endpoints[endpoint].running:
+            raise Busy(f"endpoint {endpoint} of live lesson {ll.id} is not running yet")
+        for name, target in self.probe_targets(ll, endpoint).values():
+            if name == presentation:
+                return target
+        raise NotFound(f"endpoint {endpoint} has no presentation '{presentation}'")
+
     async def _probe(self, ll: LiveLesson, deadline: float) -> None:
         """Probe every presentation of every endpoint at once, each with backoff, until the probe timeout."""
         deadline = min(deadline, asyncio.get_running_loop().time() + self.settings.probe_timeout)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
+import struct
+import termios
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,38 +38,79 @@ class _Auth(asyncssh.SSHServer):
         return self.credentials.get(username) == password
 
 
+def _set_window(fd: int, columns: int, rows: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+
+def _take_terminal() -> None:
+    """In the child, after setsid: make the PTY the controlling terminal, so the shell has job control."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 async def _shell(process: asyncssh.SSHServerProcess[bytes], hostname: str) -> None:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOSTNAME": hostname,
-        "HOME": "/tmp",
-        "PS1": f"{hostname}$ ",
-        "TERM": process.get_terminal_type() or "dumb",
-    }
-    if process.command:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": hostname, "HOME": "/tmp",
+           "PS1": f"{hostname}$ ", "TERM": process.get_terminal_type() or "dumb"}
+    if process.get_terminal_type() is None:
+        command = [SHELL, "-c", process.command] if process.command else [SHELL, "--norc", "-i"]
         proc = await asyncio.create_subprocess_exec(
-            SHELL,
-            "-c",
-            process.command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd="/tmp",
+            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env, cwd="/tmp",
         )
-    else:
-        proc = await asyncio.create_subprocess_exec(
-            SHELL,
-            "--norc",
-            "-i",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=env,
-            cwd="/tmp",
-        )
-    await process.redirect(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr)
-    code = await proc.wait()
+        await process.redirect(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr)
+        process.exit(await proc.wait())
+        return
+    await _pty_shell(process, env)
+
+
+async def _pty_shell(process: asyncssh.SSHServerProcess[bytes], env: dict[str, str]) -> None:
+    """A shell on a real PTY: what a login gives, with window-size changes passed on."""
+    columns, rows, _, _ = process.get_terminal_size()
+    master, slave = os.openpty()
+    _set_window(slave, columns or 80, rows or 24)
+    command = [SHELL, "-c", process.command] if process.command else [SHELL, "--norc", "-i"]
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdin=slave, stdout=slave, stderr=slave, env=env, cwd="/tmp",
+        start_new_session=True, preexec_fn=_take_terminal,
+    )
+    os.close(slave)
+    loop = asyncio.get_running_loop()
+    output_done = loop.create_future()
+
+    def readable() -> None:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            data = b""
+        if data:
+            process.stdout.write(data)
+        else:
+            loop.remove_reader(master)
+            if not output_done.done():
+                output_done.set_result(None)
+
+    loop.add_reader(master, readable)
+
+    async def pump_input() -> None:
+        while True:
+            try:
+                data = await process.stdin.read(65536)
+            except asyncssh.TerminalSizeChanged as change:
+                _set_window(master, change.width, change.height)
+                continue
+            if not data:
+                return
+            os.write(master, data)
+
+    pumping = asyncio.create_task(pump_input())
+    try:
+        await output_done
+        code = await proc.wait()
+    finally:
+        pumping.cancel()
+        loop.remove_reader(master)
+        os.close(master)
+        if proc.returncode is None:
+            proc.kill()
     process.exit(code)
 
 

@@ -58,6 +58,7 @@ class KubernetesRuntime:
         self._subscribers: list[asyncio.Queue[RuntimeEvent]] = []
         self._gone_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._service_ips: dict[tuple[str, str], str] = {}
+        self._node_ports: dict[tuple[str, str], dict[int, int]] = {}
         self._watches: list[ResilientWatch] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -97,10 +98,7 @@ class KubernetesRuntime:
             try:
                 response = await self.calls.retrying("create", deadline, create)
                 if kind == "Service":
-                    cluster_ip = json.loads(response).get("spec", {}).get("clusterIP")
-                    endpoint = obj["metadata"]["labels"].get(labels.ENDPOINT, name)
-                    if cluster_ip:
-                        self._service_ips[(obj["metadata"]["namespace"], endpoint)] = cluster_ip
+                    self._remember_service(json.loads(response))
                 return
             except ApiException as exc:
                 if exc.status == 409:
@@ -188,10 +186,7 @@ class KubernetesRuntime:
         )
         namespaces, pods, services = (json.loads(r).get("items") or [] for r in responses)
         for service in services:
-            endpoint = (service["metadata"].get("labels") or {}).get(labels.ENDPOINT)
-            cluster_ip = service.get("spec", {}).get("clusterIP")
-            if endpoint and cluster_ip:
-                self._service_ips[(service["metadata"]["namespace"], endpoint)] = cluster_ip
+            self._remember_service(service)
         by_namespace: dict[str, list[EndpointObservation]] = {}
         for pod in pods:
             observation = self._observe(pod)
@@ -208,10 +203,22 @@ class KubernetesRuntime:
             for ns in namespaces
         ]
 
+    def _remember_service(self, service: dict[str, Any]) -> None:
+        """A Service's ClusterIP (for the cluster-ip address mode) and node ports (for exposed presentations)."""
+        metadata, spec = service.get("metadata") or {}, service.get("spec") or {}
+        endpoint = (metadata.get("labels") or {}).get(labels.ENDPOINT)
+        if not endpoint:
+            return
+        key = (metadata.get("namespace") or "", endpoint)
+        if (metadata.get("labels") or {}).get(labels.EXTERNAL) == "true":
+            self._node_ports[key] = {p["port"]: p["nodePort"] for p in spec.get("ports") or [] if p.get("nodePort")}
+        elif spec.get("clusterIP"):
+            self._service_ips[key] = spec["clusterIP"]
+
     def _observe(self, pod: dict[str, Any]) -> EndpointObservation | None:
         metadata = pod.get("metadata") or {}
-        endpoint = (metadata.get("labels") or {}).get(labels.ENDPOINT, "")
-        return observe_pod(pod, self._service_ips.get((metadata.get("namespace") or "", endpoint)))
+        key = (metadata.get("namespace") or "", (metadata.get("labels") or {}).get(labels.ENDPOINT, ""))
+        return observe_pod(pod, self._service_ips.get(key), self._node_ports.get(key))
 
     # ------------------------------------------------------------------ watch
     async def start(self) -> None:

@@ -1,0 +1,105 @@
+"""The SSH side of a browser terminal: an xterm PTY on the endpoint, bytes in and out, resizes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import asyncssh
+
+from syringe.errors import LimitReached
+
+
+class TerminalError(Exception):
+    """The terminal could not be opened; the message says why."""
+
+
+@dataclass
+class TerminalSession:
+    connection: asyncssh.SSHClientConnection
+    process: asyncssh.SSHClientProcess[bytes]
+
+    @classmethod
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        columns: int = 80,
+        rows: int = 24,
+        term: str = "xterm-256color",
+        timeout: float = 10.0,
+    ) -> TerminalSession:
+        try:
+            connection = await asyncio.wait_for(
+                asyncssh.connect(
+                    host,
+                    port,
+                    username=username,
+                    password=password,
+                    known_hosts=None,
+                    client_keys=None,
+                    agent_path=None,
+                    preferred_auth="password,keyboard-interactive",
+                ),
+                timeout,
+            )
+        except TimeoutError as exc:
+            raise TerminalError(f"ssh to {host}:{port}: timed out") from exc
+        except asyncssh.PermissionDenied as exc:
+            raise TerminalError(f"ssh to {host}:{port}: the image's credentials were refused") from exc
+        except (OSError, asyncssh.Error) as exc:
+            raise TerminalError(f"ssh to {host}:{port}: {getattr(exc, 'reason', None) or exc}") from exc
+        try:
+            process = await connection.create_process(term_type=term, term_size=(columns, rows), encoding=None)
+        except (OSError, asyncssh.Error) as exc:
+            connection.close()
+            raise TerminalError(f"opening a shell: {getattr(exc, 'reason', None) or exc}") from exc
+        return cls(connection, process)
+
+    def write(self, data: bytes) -> None:
+        self.process.stdin.write(data)
+
+    def resize(self, columns: int, rows: int) -> None:
+        self.process.change_terminal_size(columns, rows)
+
+    async def read(self) -> bytes:
+        """The next output (stdout and stderr share the PTY); b"" once the session has ended."""
+        return await self.process.stdout.read(65536)
+
+    @property
+    def exit_status(self) -> int | None:
+        return self.process.exit_status
+
+    async def close(self) -> None:
+        self.process.close()
+        self.connection.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.connection.wait_closed(), 2)
+
+
+class TerminalSlots:
+    """At most ``limit`` terminals open at once per live lesson."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+
+    def acquire(self, livelesson_id: str) -> None:
+        count = self._open.get(livelesson_id, 0)
+        if count >= self.limit:
+            raise LimitReached(f"live lesson {livelesson_id} already has {count} terminals open (the limit)")
+        self._open[livelesson_id] = count + 1
+
+    def release(self, livelesson_id: str) -> None:
+        count = self._open.get(livelesson_id, 0) - 1
+        if count > 0:
+            self._open[livelesson_id] = count
+        else:
+            self._open.pop(livelesson_id, None)
+
+    @property
+    def total(self) -> int:
+        return sum(self._open.values())
