@@ -93,5 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (health.router, catalog.router, sessions.router, livelessons.router, access.router, admin.router):
         app.include_router(router)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, proxy_max_bytes=settings.access.proxy_max_body_bytes
+    )
     return app

@@ -147,7 +147,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print("refusing to serve: the cluster is not ready for live lessons", file=sys.stderr)
         return 1
-    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port, log_level="info")
+    # No access log: browser terminals and proxied pages carry the learner's token in their URL.
+    uvicorn.run(
+        app, host=args.host or settings.host, port=args.port or settings.port, log_level="info", access_log=False
+    )
     return 0
 
 

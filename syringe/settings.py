@@ -46,6 +46,7 @@ class AccessSettings(BaseModel):
         default=False, description="Put the images' SSH credentials in the live lesson's API answer."
     )
     proxy_timeout: float = Field(default=60.0, gt=0, description="The HTTP proxy's timeout per request.")
+    proxy_max_body_bytes: int = Field(default=100 * 1024 * 1024, description="Largest body the proxy passes on.")
     netconf_timeout: float = Field(default=30.0, gt=0, description="Timeout of one NETCONF RPC through the API.")
     external_host: str = Field(
         default="", description="The host learners use for presentations exposed by the plan's expose setting."

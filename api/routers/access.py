@@ -155,11 +155,6 @@ def _rewrite_cookie(cookie: str, prefix: str) -> str:
     return "; ".join(kept)
 
 
-@router.api_route(
-    "/http/{presentation}/{path:path}",
-    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-    response_class=StreamingResponse,
-)
 async def http_proxy(
     livelesson_id: str,
     endpoint: str,
@@ -217,6 +212,17 @@ async def http_proxy(
     if request.query_params.get("token"):
         response.set_cookie(TOKEN_COOKIE, request.query_params["token"], path=prefix, httponly=True, samesite="strict")
     return response
+
+
+for _method in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"):
+    router.add_api_route(
+        "/http/{presentation}/{path:path}",
+        http_proxy,
+        methods=[_method],
+        response_class=StreamingResponse,
+        operation_id=f"http_proxy_{_method.lower()}",
+        summary=f"Proxy {_method} to an HTTP presentation",
+    )
 
 
 @router.api_route("/http/{presentation}", methods=["GET", "HEAD"], include_in_schema=False)

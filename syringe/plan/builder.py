@@ -119,7 +119,11 @@ def _pod_resources(image: Image | None, settings: PlanSettings) -> tuple[int, in
 
 
 def _quota(
-    namespace: str, common: Mapping[str, str], requests: list[tuple[int, int]], settings: PlanSettings
+    namespace: str,
+    common: Mapping[str, str],
+    requests: list[tuple[int, int]],
+    services: list[K8sObject],
+    settings: PlanSettings,
 ) -> list[K8sObject]:
     jobs = len(requests) * settings.jobs_per_endpoint
     job_cpu, job_memory = millicores(settings.job_cpu), mebibytes(settings.job_memory)
@@ -136,8 +140,10 @@ def _quota(
                 "requests.memory": format_mebibytes(memory),
                 "limits.cpu": format_millicores(cpu * 2),
                 "limits.memory": format_mebibytes(memory * 2),
-                "services": str(len(requests)),
-                "services.nodeports": str(len(requests) * 4),
+                "services": str(len(services)),
+                "services.nodeports": str(
+                    sum(len(s["spec"]["ports"]) for s in services if s["spec"]["type"] != "ClusterIP")
+                ),
             }
         },
     }
@@ -409,7 +415,7 @@ def build_plan(
         [_namespace(namespace, common, lesson, stage, who)],
         [
             _network_policy(namespace, common, settings),
-            *_quota(namespace, common, requests, settings),
+            *_quota(namespace, common, requests, services, settings),
             *[_nad(namespace, common, link) for link in links],
             *config_maps,
             *services,

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from syringe.sessions import LiveLesson, LiveLessonManager, Status
+from tests.standin.openssh import LEARNER, LEARNER_PASSWORD
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,7 +73,10 @@ def failure_curriculum(root: Path) -> Path:
     """The example curriculum plus lessons whose images fail the way a kubelet reports it."""
     shutil.copytree(REPO / "lessons", root, dirs_exist_ok=True)
     for image, lesson in (
-        ("pull-fail", "broken-image"), ("crash", "crashing-image"), ("slow", "slow-image"), ("mute", "mute-image"),
+        ("pull-fail", "broken-image"),
+        ("crash", "crashing-image"),
+        ("slow", "slow-image"),
+        ("mute", "mute-image"),
     ):
         (root / "images" / image).mkdir(parents=True)
         (root / "images" / image / "image.meta.yaml").write_text(f"slug: {image}\nsshUser: u\nsshPassword: p\n")
@@ -81,6 +88,17 @@ def failure_curriculum(root: Path) -> Path:
             f"- name: bad\n  image: {image}\n  presentations: [{{name: cli, port: 22, type: ssh}}]\n"
             "stages:\n- description: only\n"
         )
+    (root / "images/openssh").mkdir(parents=True)
+    (root / "images/openssh/image.meta.yaml").write_text(
+        f"slug: openssh\nsshUser: {LEARNER}\nsshPassword: {LEARNER_PASSWORD}\n"
+    )
+    (root / "lessons/openssh-host/stage0").mkdir(parents=True)
+    (root / "lessons/openssh-host/stage0/guide.md").write_text("# guide\n")
+    (root / "lessons/openssh-host/lesson.meta.yaml").write_text(
+        "name: OpenSSH host\nslug: openssh-host\ncategory: tools\nendpoints:\n"
+        "- name: host\n  image: openssh\n  presentations: [{name: cli, port: 22, type: ssh}]\n"
+        "stages:\n- description: only\n"
+    )
     return root
 
 
@@ -100,3 +118,58 @@ async def settled(manager: LiveLessonManager, ll: LiveLesson, timeout: float = 6
         return ll.status
     finally:
         manager.unlisten(queue)
+
+
+class ServedSyringe:
+    """`syringe serve` as a real process on a free port, its output kept for inspection."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.base = ""
+
+    def start(self) -> str:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "syringe.cli", "serve", "--port", str(port)],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"syringe serve exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.base}/healthz").status_code == 200:
+                    return self.base
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("syringe serve did not answer /healthz")
+
+    def stop(self) -> str:
+        """Stop it and return its log."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+        return self.log_path.read_text()
+
+
+def syringe_env(instance: str, curriculum: Path, admin_token: str = "", **extra: str) -> dict[str, str]:
+    """Settings of a test Syringe: the test cluster, its own instance id, pod IPs, test images."""
+    env = {
+        "SYRINGE_CURRICULUM": str(curriculum),
+        "SYRINGE_KUBECONFIG": os.environ["SYRINGE_TEST_KUBECONFIG"],
+        "SYRINGE_PLAN__INSTANCE": instance,
+        "SYRINGE_PLAN__IMAGE_REGISTRY": "test",
+        "SYRINGE_LIFECYCLE__ADDRESS_MODE": "pod-ip",
+        **extra,
+    }
+    if admin_token:
+        env["SYRINGE_ADMIN_TOKEN"] = admin_token
+    return env

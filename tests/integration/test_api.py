@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -20,23 +16,11 @@ from kubernetes import client
 from api.app import create_app
 from syringe.settings import Settings
 from tests.integration.api_client import Follow, follow_in_process, follow_over_http
-from tests.integration.helpers import REPO, StandInProcess, failure_curriculum
+from tests.integration.helpers import ServedSyringe, StandInProcess, failure_curriculum, syringe_env
 
 pytestmark = pytest.mark.integration
 ADMIN = "admin-secret-for-tests"
 PROBLEM = "application/problem+json"
-
-
-def _env(instance: str, curriculum: Path, **extra: str) -> dict[str, str]:
-    return {
-        "SYRINGE_CURRICULUM": str(curriculum),
-        "SYRINGE_KUBECONFIG": os.environ["SYRINGE_TEST_KUBECONFIG"],
-        "SYRINGE_PLAN__INSTANCE": instance,
-        "SYRINGE_PLAN__IMAGE_REGISTRY": "test",
-        "SYRINGE_LIFECYCLE__ADDRESS_MODE": "pod-ip",
-        "SYRINGE_ADMIN_TOKEN": ADMIN,
-        **extra,
-    }
 
 
 @pytest.fixture
@@ -48,7 +32,7 @@ def curriculum(tmp_path: Path) -> Path:
 async def app_client(
     standin: StandInProcess, instance: str, curriculum: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
-    for name, value in _env(instance, curriculum, SYRINGE_LIFECYCLE__MAX_LIVE_LESSONS="3").items():
+    for name, value in syringe_env(instance, curriculum, ADMIN, SYRINGE_LIFECYCLE__MAX_LIVE_LESSONS="3").items():
         monkeypatch.setenv(name, value)
     app = create_app(Settings())
     async with app.router.lifespan_context(app):
@@ -58,42 +42,18 @@ async def app_client(
             yield http, app
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _serve(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "syringe.cli", "serve", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
 @pytest.fixture
-async def uvicorn_client(standin: StandInProcess, instance: str, curriculum: Path) -> AsyncIterator[httpx.AsyncClient]:
-    port = _free_port()
-    process = _serve(port, {**os.environ, **_env(instance, curriculum)})
-    base = f"http://127.0.0.1:{port}"
+async def uvicorn_client(
+    standin: StandInProcess, instance: str, curriculum: Path, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    server = ServedSyringe(syringe_env(instance, curriculum, ADMIN), tmp_path / "serve.log")
+    base = await asyncio.to_thread(server.start)
     try:
         async with httpx.AsyncClient(base_url=base) as http:
-            for _ in range(200):
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None:
-                    raise AssertionError(process.stderr.read().decode()[-3000:])  # type: ignore[union-attr]
-                await asyncio.sleep(0.1)
             yield http
     finally:
-        process.terminate()
-        process.wait(20)
+        log = await asyncio.to_thread(server.stop)
+        assert "Traceback" not in log, log[-4000:]
 
 
 async def _session(http: httpx.AsyncClient) -> dict[str, str]:

@@ -4,10 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.helpers import REPO, StandInProcess, failure_curriculum
+from tests.integration.helpers import ServedSyringe, StandInProcess, failure_curriculum, syringe_env
 
 pytestmark = pytest.mark.integration
 ADMIN = "admin-secret-for-fuzzing"
@@ -28,42 +24,15 @@ MINIMUM_REQUESTS = 500
 
 @pytest.fixture(scope="module")
 def served(standin: StandInProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    curriculum = failure_curriculum(tmp_path_factory.mktemp("fuzz") / "curriculum")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {
-        **os.environ,
-        "SYRINGE_CURRICULUM": str(curriculum),
-        "SYRINGE_KUBECONFIG": os.environ["SYRINGE_TEST_KUBECONFIG"],
-        "SYRINGE_PLAN__INSTANCE": f"fz{os.getpid()}",
-        "SYRINGE_PLAN__IMAGE_REGISTRY": "test",
-        "SYRINGE_LIFECYCLE__ADDRESS_MODE": "pod-ip",
-        "SYRINGE_ADMIN_TOKEN": ADMIN,
-    }
-    log_path = curriculum.parent / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "syringe.cli", "serve", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            yield base
-        finally:
-            process.terminate()
-            process.wait(30)
-    server_log = log_path.read_text()
-    assert "Traceback" not in server_log, server_log[-4000:]
+    directory = tmp_path_factory.mktemp("fuzz")
+    server = ServedSyringe(
+        syringe_env(f"fz{os.getpid()}", failure_curriculum(directory / "curriculum"), ADMIN), directory / "serve.log"
+    )
+    try:
+        yield server.start()
+    finally:
+        log = server.stop()
+    assert "Traceback" not in log, log[-4000:]
 
 
 def _fuzz(operation: Any, bearer: str, base: str, statuses: Counter[int], failures: list[str]) -> None:

@@ -6,7 +6,7 @@
   over SSH, http-*: an HTTP/REST server, anything else: a TCP server);
 - fails pods the way a kubelet would, by image name: "pull-fail" gives ErrImagePull then ImagePullBackOff,
   "crash" gives CrashLoopBackOff, "slow" delays start by two seconds, "mute" runs the pod but its ports
-  accept connections and never answer;
+  accept connections and never answer, "openssh" serves its ssh ports with Debian's sshd;
 - completes Job pods (Succeeded; Failed when the image name holds "job-fail");
 - finishes graceful deletions, stopping the pod's servers.
 
@@ -267,7 +267,9 @@ class StandIn:
                 for c in pod.spec.containers
                 for p in c.ports or []
             ]
-            servers = PodServers(address, pod.metadata.name, ports, self.host_key, mute="mute" in image)
+            servers = PodServers(
+                address, pod.metadata.name, ports, self.host_key, mute="mute" in image, openssh="openssh" in image
+            )
             await servers.start()
         self.pods[pod.metadata.uid] = (address, servers)
         base: dict[str, Any] = {

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import struct
 import termios
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import asyncssh
 from aiohttp import web
 
 from tests.standin.netconf import Datastores, NetconfSession
+from tests.standin.openssh import OpenSSHServer
 
 SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
 
@@ -48,18 +50,32 @@ def _take_terminal() -> None:
 
 
 async def _shell(process: asyncssh.SSHServerProcess[bytes], hostname: str) -> None:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": hostname, "HOME": "/tmp",
-           "PS1": f"{hostname}$ ", "TERM": process.get_terminal_type() or "dumb"}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOSTNAME": hostname,
+        "HOME": "/tmp",
+        "PS1": f"{hostname}$ ",
+        "TERM": process.get_terminal_type() or "dumb",
+    }
     if process.get_terminal_type() is None:
         command = [SHELL, "-c", process.command] if process.command else [SHELL, "--norc", "-i"]
         proc = await asyncio.create_subprocess_exec(
-            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env, cwd="/tmp",
+            *command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd="/tmp",
         )
         await process.redirect(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr)
         process.exit(await proc.wait())
         return
     await _pty_shell(process, env)
+
+
+def _hang_up(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGHUP)
 
 
 async def _pty_shell(process: asyncssh.SSHServerProcess[bytes], env: dict[str, str]) -> None:
@@ -69,8 +85,14 @@ async def _pty_shell(process: asyncssh.SSHServerProcess[bytes], env: dict[str, s
     _set_window(slave, columns or 80, rows or 24)
     command = [SHELL, "-c", process.command] if process.command else [SHELL, "--norc", "-i"]
     proc = await asyncio.create_subprocess_exec(
-        *command, stdin=slave, stdout=slave, stderr=slave, env=env, cwd="/tmp",
-        start_new_session=True, preexec_fn=_take_terminal,
+        *command,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        cwd="/tmp",
+        start_new_session=True,
+        preexec_fn=_take_terminal,
     )
     os.close(slave)
     loop = asyncio.get_running_loop()
@@ -102,6 +124,8 @@ async def _pty_shell(process: asyncssh.SSHServerProcess[bytes], env: dict[str, s
             os.write(master, data)
 
     pumping = asyncio.create_task(pump_input())
+    # The client hanging up ends the session, like sshd sending SIGHUP to the login shell.
+    pumping.add_done_callback(lambda _: _hang_up(proc.pid))
     try:
         await output_done
         code = await proc.wait()
@@ -116,7 +140,7 @@ async def _pty_shell(process: asyncssh.SSHServerProcess[bytes], env: dict[str, s
 
 def _http_app(hostname: str, port: int) -> web.Application:
     devices: list[Any] = []
-    app = web.Application()
+    app = web.Application(client_max_size=64 * 1024 * 1024)
 
     async def index(_: web.Request) -> web.Response:
         return web.Response(text=f"<html><body><h1>{hostname}:{port}</h1></body></html>", content_type="text/html")
@@ -131,7 +155,39 @@ def _http_app(hostname: str, port: int) -> web.Application:
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"host": hostname, "port": port})
 
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.query.get("to", "/"))
+
+    async def echo(request: web.Request) -> web.Response:
+        size = 0
+        async for chunk in request.content.iter_chunked(65536):
+            size += len(chunk)
+        return web.json_response({"bytes": size}, headers={"X-Received-Bytes": str(size)})
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(int(request.query.get("megabytes", "1")) * 16):
+            await response.write(b"x" * 65536)
+        await response.write_eof()
+        return response
+
+    async def login(_: web.Request) -> web.Response:
+        response = web.json_response({"ok": True})
+        response.headers["Set-Cookie"] = "session=abc; HttpOnly; Path=/app"
+        return response
+
+    async def whoami(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"session": request.cookies.get("session"), "authorization": request.headers.get("Authorization")}
+        )
+
     app.router.add_get("/", index)
+    app.router.add_get("/redirect", redirect)
+    app.router.add_post("/api/echo", echo)
+    app.router.add_get("/api/stream", stream)
+    app.router.add_get("/api/login", login)
+    app.router.add_get("/api/whoami", whoami)
     app.router.add_get("/healthz", health)
     app.router.add_get("/api/devices", get_devices)
     app.router.add_put("/api/devices", put_devices)
@@ -150,6 +206,7 @@ class PodServers:
     store: Datastores = field(default_factory=Datastores)
     netconf_capabilities: list[str] | None = None  # None: base 1.0 and 1.1, candidate
     mute: bool = False  # accept connections and never answer: a hung endpoint
+    openssh: bool = False  # serve ssh-* ports with Debian's sshd instead of asyncssh
     _closers: list[Any] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -159,7 +216,11 @@ class PodServers:
                 server = await asyncio.start_server(self._silent, self.address, port)
                 self._closers.append(self._closer(server))
                 continue
-            if kind == "ssh":
+            if kind == "ssh" and self.openssh:
+                sshd = OpenSSHServer(self.address, port)
+                await sshd.start()
+                self._closers.append(sshd.stop)
+            elif kind == "ssh":
                 await self._ssh(port, netconf=False)
             elif kind == "netconf":
                 await self._ssh(port, netconf=True)

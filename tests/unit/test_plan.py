@@ -190,3 +190,16 @@ def test_quota_covers_pods_and_configuration_jobs(tree) -> None:  # type: ignore
 def test_unknown_stage_is_refused(tree) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="stages 0-1, not 5"):
         _plan(tree, stage=5)
+
+
+def test_exposed_presentations_get_an_external_service_and_quota(tree) -> None:  # type: ignore[no-untyped-def]
+    plan = _plan(tree, PlanSettings(expose=["netconf"], expose_service_type="NodePort"))
+    services = {s["metadata"]["name"]: s for s in _by_kind(plan, "Service")}
+    external = services["r2-external"]
+    assert external["spec"]["type"] == "NodePort"
+    assert [(p["name"], p["port"]) for p in external["spec"]["ports"]] == [("netconf-830", 830)]
+    assert external["metadata"]["labels"]["syringe.io/external"] == "true"
+    assert "r1-external" not in services  # r1 has no netconf presentation
+    hard = _by_kind(plan, "ResourceQuota")[0]["spec"]["hard"]
+    assert (hard["services"], hard["services.nodeports"]) == ("4", "1")
+    assert _by_kind(_plan(tree), "ResourceQuota")[0]["spec"]["hard"]["services.nodeports"] == "0"
