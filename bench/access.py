@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ import websockets
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.cluster import kubeconfig_or_local  # noqa: E402
 from syringe.access.probes import Target, ssh_probe, sweep  # noqa: E402
 from tests.integration.helpers import ServedSyringe, StandInProcess, failure_curriculum, syringe_env  # noqa: E402
 from tests.standin.servers import PodServers  # noqa: E402
@@ -191,12 +191,7 @@ async def main() -> None:
     parser.add_argument("--terminals", type=int, default=200)
     args = parser.parse_args()
     await sweep_benchmark()
-    kubeconfig = (
-        args.kubeconfig
-        or subprocess.run(
-            [str(REPO / "scripts/k8s-local.sh"), "start"], check=True, capture_output=True, text=True
-        ).stdout.strip()
-    )
+    kubeconfig = await asyncio.to_thread(kubeconfig_or_local, args.kubeconfig)
     os.environ["SYRINGE_TEST_KUBECONFIG"] = kubeconfig
     standin = StandInProcess(kubeconfig, node="syringe-standin-access", addresses="127.108.0.0/16")
     standin.start()

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from kubernetes.client.rest import ApiException
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.cluster import kubeconfig_or_local  # noqa: E402
 from syringe.curriculum import load_curriculum  # noqa: E402
 from syringe.curriculum.files import read_lesson_files  # noqa: E402
 from syringe.plan import LiveLessonIdentity, PlanSettings, build_plan  # noqa: E402
@@ -115,12 +115,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--many", type=int, default=100)
     args = parser.parse_args()
-    kubeconfig = (
-        args.kubeconfig
-        or subprocess.run(
-            [str(REPO / "scripts/k8s-local.sh"), "start"], check=True, capture_output=True, text=True
-        ).stdout.strip()
-    )
+    kubeconfig = kubeconfig_or_local(args.kubeconfig)
     asyncio.run(run(kubeconfig, args.repeat, args.many))
 
 

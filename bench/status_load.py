@@ -26,6 +26,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.cluster import kubeconfig_or_local  # noqa: E402
 from bench.launch import curriculum  # noqa: E402
 from tests.integration.helpers import StandInProcess  # noqa: E402
 
@@ -68,12 +69,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     wrk = ensure_wrk()
-    kubeconfig = (
-        args.kubeconfig
-        or subprocess.run(
-            [str(REPO / "scripts/k8s-local.sh"), "start"], check=True, capture_output=True, text=True
-        ).stdout.strip()
-    )
+    kubeconfig = kubeconfig_or_local(args.kubeconfig)
     standin = StandInProcess(kubeconfig, node="syringe-standin-p3", addresses="127.104.0.0/16")
     standin.start()
     tmp = tempfile.TemporaryDirectory()
