@@ -29,6 +29,7 @@ def served(standin: StandInProcess, tmp_path_factory: pytest.TempPathFactory) ->
         SYRINGE_PLAN__EXPOSE='["netconf"]',
         SYRINGE_ACCESS__EXTERNAL_HOST="lab.example.net",
         SYRINGE_ACCESS__TERMINALS_PER_LIVELESSON="3",
+        SYRINGE_ACCESS__TERMINAL_IDLE_TIMEOUT="4",
     )
     server = ServedSyringe(env, directory / "serve.log")
     try:
@@ -132,6 +133,14 @@ async def test_terminal_is_binary_safe_and_refuses_clearly(served: str, http: ht
     for open_ws in [ws, *others]:
         await open_ws.close()
 
+    idle = await _terminal(served, url, token)  # the idle timeout is 4 s here
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        async with asyncio.timeout(15):
+            while True:
+                await idle.recv()
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4408, "closed after inactivity")
+
     bad = await websockets.connect(served.replace("http://", "ws://") + url + "&token=nope")
     with pytest.raises(websockets.ConnectionClosed) as closed:
         await bad.recv()
@@ -154,6 +163,8 @@ async def test_http_proxy(served: str, http: httpx.AsyncClient) -> None:
     assert moved.status_code == 302
     assert moved.headers["location"] == prefix + "api/devices"
 
+    posted = await http.post(prefix + "api/echo", json={"hello": "world"}, headers=auth)
+    assert posted.status_code == 200 and posted.json() == {"bytes": len(b'{"hello":"world"}')}
     big = await http.post(prefix + "api/echo", content=os.urandom(3 * 1024 * 1024), headers=auth)
     assert big.status_code == 200 and big.headers["x-received-bytes"] == str(3 * 1024 * 1024)
     streamed = await http.get(prefix + "api/stream?megabytes=4", headers=auth)
