@@ -105,12 +105,13 @@ async def _bridge(websocket: WebSocket, shell: TerminalSession, idle_timeout: fl
     for task in pending:
         task.cancel()
     outcome = next(iter(done)).result() if not next(iter(done)).cancelled() else "ended"
+    status = await shell.exit_status() if outcome == "ended" else None
     await shell.close()
     with contextlib.suppress(RuntimeError, WebSocketDisconnect):
         if outcome == "idle":
             await websocket.close(4408, "closed after inactivity")
         elif outcome == "ended":
-            await websocket.close(1000, f"session ended (exit status {shell.exit_status})")
+            await websocket.close(1000, f"session ended (exit status {status})")
 
 
 def _control(shell: TerminalSession, text: str) -> None:

@@ -69,8 +69,10 @@ class TerminalSession:
         """The next output (stdout and stderr share the PTY); b"" once the session has ended."""
         return await self.process.stdout.read(65536)
 
-    @property
-    def exit_status(self) -> int | None:
+    async def exit_status(self, timeout: float = 2.0) -> int | None:
+        """The shell's exit status; it can arrive just after the output ends."""
+        with contextlib.suppress(TimeoutError, asyncssh.Error):
+            await asyncio.wait_for(self.process.wait_closed(), timeout)
         return self.process.exit_status
 
     async def close(self) -> None:

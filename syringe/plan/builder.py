@@ -75,6 +75,24 @@ def _namespace(name: str, common: Mapping[str, str], lesson: Lesson, stage: int,
     }
 
 
+def _role_binding(namespace: str, common: Mapping[str, str], settings: PlanSettings) -> K8sObject:
+    """Grants Syringe's account the lesson role in this namespace alone: Syringe can then create, change and
+    delete what is in a lesson namespace, and the namespace itself, but nothing in any other namespace."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata("syringe-lesson", namespace, common),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": settings.lesson_cluster_role,
+        },
+        "subjects": [
+            {"kind": "ServiceAccount", "name": settings.service_account, "namespace": settings.syringe_namespace}
+        ],
+    }
+
+
 def _network_policy(namespace: str, common: Mapping[str, str], settings: PlanSettings) -> K8sObject:
     dns_ports = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
     return {
@@ -413,6 +431,7 @@ def build_plan(
 
     waves = [
         [_namespace(namespace, common, lesson, stage, who)],
+        [_role_binding(namespace, common, settings)],
         [
             _network_policy(namespace, common, settings),
             *_quota(namespace, common, requests, services, settings),

@@ -28,6 +28,11 @@ class PlanSettings(BaseModel):
     syringe_namespace: str = Field(
         default="syringe", description="The namespace Syringe runs in: it may reach lessons."
     )
+    service_account: str = Field(default="syringe", description="Syringe's ServiceAccount in syringe_namespace.")
+    lesson_cluster_role: str = Field(
+        default="syringe-lesson",
+        description="The ClusterRole bound in each lesson namespace: what Syringe may do there, and only there.",
+    )
     subnet_pool: str = Field(default="10.254.0.0/16", description="Where connections without a subnet get one.")
     subnet_prefix: int = Field(default=24, ge=8, le=30)
     vm_overhead_memory: str = Field(default="256Mi", description="Pod memory on top of a VM's guest memory.")

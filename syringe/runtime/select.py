@@ -26,5 +26,9 @@ def runtime_from_settings(settings: Settings) -> KubernetesRuntime:
     except Exception as exc:  # a broken kubeconfig is a configuration problem
         raise RuntimeUnavailable(f"cannot use kubeconfig {path}: {exc}") from exc
     return KubernetesRuntime(
-        api, settings.plan.instance, max_threads=threads, apply_timeout=settings.lifecycle.apply_timeout
+        api,
+        settings.plan.instance,
+        max_threads=threads,
+        apply_timeout=settings.lifecycle.apply_timeout,
+        lesson_role=settings.plan.lesson_cluster_role,
     )

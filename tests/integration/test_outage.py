@@ -124,7 +124,7 @@ async def test_start_checks_say_plainly_what_is_wrong(private_cluster: str, tmp_
     problems = await nobody.check()
     assert len(problems) == 1
     assert problems[0].startswith("the service account may not create namespaces")
-    assert "create network-attachment-definitions.k8s.cni.cncf.io" in problems[0]
+    assert "bind clusterroles.rbac.authorization.k8s.io syringe-lesson" in problems[0]
     await nobody.close()
 
     nowhere = KubernetesRuntime(api_client_from(str(_unreachable_kubeconfig(private_cluster, tmp_path))), "x")

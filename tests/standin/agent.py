@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import ipaddress
 import logging
@@ -221,6 +222,10 @@ class StandIn:
             if exc.status not in (404, 409):
                 raise
 
+    async def shutdown(self) -> None:
+        for uid in list(self.pods):
+            await self.release(uid)
+
     async def release(self, uid: str) -> None:
         address, servers = self.pods.pop(uid, ("", None))
         if servers is not None:
@@ -376,11 +381,12 @@ def main() -> None:
     api = config.new_client_from_config(config_file=args.kubeconfig)
     standin = StandIn(api, args.node, args.addresses)
     loop = asyncio.new_event_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, loop.stop)
     task = loop.create_task(standin.run())
-    loop.run_forever()
-    task.cancel()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        loop.run_until_complete(task)
+    loop.run_until_complete(standin.shutdown())  # leave no server behind (sshd runs as its own process)
 
 
 if __name__ == "__main__":

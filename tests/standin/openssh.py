@@ -7,9 +7,11 @@ sshd needs two accounts on the machine: ``sshd`` for privilege separation and a 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -48,6 +50,12 @@ def ensure_openssh() -> Path:
     subprocess.run(["chpasswd"], input=f"{LEARNER}:{LEARNER_PASSWORD}\n", text=True, check=True)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     return sshd
+
+
+def _die_with_parent() -> None:
+    """In the child: end when the process that started sshd ends, however it ends."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass

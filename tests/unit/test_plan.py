@@ -36,7 +36,7 @@ def test_objects_come_in_dependency_order(tree) -> None:  # type: ignore[no-unty
     plan = _plan(tree)
     kinds = [[o["kind"] for o in wave] for wave in plan.waves]
     assert kinds[0] == ["Namespace"]
-    assert set(kinds[1]) == {
+    assert set(kinds[2]) == {
         "NetworkPolicy",
         "ResourceQuota",
         "LimitRange",
@@ -44,7 +44,8 @@ def test_objects_come_in_dependency_order(tree) -> None:  # type: ignore[no-unty
         "ConfigMap",
         "Service",
     }
-    assert kinds[2] == ["Pod"] * 3
+    assert kinds[1] == ["RoleBinding"]
+    assert kinds[3] == ["Pod"] * 3
     assert plan.namespace == "syringe-ll1"
     assert all(o["metadata"].get("namespace") == "syringe-ll1" for o in plan.objects[1:])
 

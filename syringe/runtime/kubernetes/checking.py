@@ -5,21 +5,19 @@ from __future__ import annotations
 from kubernetes import client
 
 from syringe.runtime.kubernetes.calls import ApiCalls, describe
-from syringe.runtime.kubernetes.creating import NAD_GROUP, NAD_PLURAL, NAD_VERSION
+from syringe.runtime.kubernetes.creating import NAD_GROUP, NAD_VERSION
 
-# (verb, group, resource, namespaced) that a live lesson needs.
-REQUIRED_ACCESS: list[tuple[str, str, str]] = [
-    *[(verb, "", "namespaces") for verb in ("create", "delete", "get", "list", "watch", "patch")],
-    *[(verb, "", "pods") for verb in ("create", "list", "watch")],
-    *[("create", "", resource) for resource in ("services", "configmaps", "secrets", "resourcequotas", "limitranges")],
-    ("list", "", "services"),
-    ("create", "networking.k8s.io", "networkpolicies"),
-    ("create", NAD_GROUP, NAD_PLURAL),
-    *[(verb, "batch", "jobs") for verb in ("create", "list", "watch", "delete")],
+# What Syringe needs cluster-wide, as (verb, group, resource, name). Everything else it does happens inside
+# lesson namespaces, through the lesson ClusterRole that each lesson's RoleBinding grants it there.
+REQUIRED_ACCESS: list[tuple[str, str, str, str]] = [
+    *[(verb, "", "namespaces", "") for verb in ("create", "list", "watch")],
+    *[(verb, "", resource, "") for resource in ("pods", "services") for verb in ("list", "watch")],
+    *[(verb, "batch", "jobs", "") for verb in ("list", "watch")],
+    ("create", "rbac.authorization.k8s.io", "rolebindings", ""),
 ]
 
 
-async def run_checks(api: client.ApiClient, calls: ApiCalls) -> list[str]:
+async def run_checks(api: client.ApiClient, calls: ApiCalls, lesson_role: str = "syringe-lesson") -> list[str]:
     try:
         await calls("get", client.VersionApi(api).get_code, _request_timeout=10)
     except Exception as exc:  # noqa: BLE001 - any failure means the same to an operator
@@ -37,15 +35,20 @@ async def run_checks(api: client.ApiClient, calls: ApiCalls) -> list[str]:
 
     authz = client.AuthorizationV1Api(api)
     denied = []
-    for verb, group, resource in REQUIRED_ACCESS:
+    # Binding the lesson role needs either every permission in it or the bind verb on it.
+    for verb, group, resource, name in [
+        *REQUIRED_ACCESS,
+        ("bind", "rbac.authorization.k8s.io", "clusterroles", lesson_role),
+    ]:
+        attributes = {"verb": verb, "group": group, "resource": resource, **({"name": name} if name else {})}
         review = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource}},
+            "spec": {"resourceAttributes": attributes},
         }
         answer = await calls("create", authz.create_self_subject_access_review, review, _request_timeout=10)
         if not answer.status.allowed:
-            denied.append(f"{verb} {resource}{'.' + group if group else ''}")
+            denied.append(f"{verb} {resource}{'.' + group if group else ''}{' ' + name if name else ''}")
     if denied:
         problems.append(
             "the service account may not " + ", ".join(denied) + " (apply manifests/ RBAC, see docs/OPERATIONS.md)"

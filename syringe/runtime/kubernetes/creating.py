@@ -32,6 +32,7 @@ class Creators:
         networking = client.NetworkingV1Api(api)
         batch = client.BatchV1Api(api)
         custom = client.CustomObjectsApi(api)
+        rbac = client.RbacAuthorizationV1Api(api)
         self._namespaced: dict[str, Callable[..., Any]] = {
             "Pod": core.create_namespaced_pod,
             "Service": core.create_namespaced_service,
@@ -41,6 +42,7 @@ class Creators:
             "LimitRange": core.create_namespaced_limit_range,
             "NetworkPolicy": networking.create_namespaced_network_policy,
             "Job": batch.create_namespaced_job,
+            "RoleBinding": rbac.create_namespaced_role_binding,
         }
         self._readers: dict[str, Callable[..., Any]] = {
             "Pod": core.read_namespaced_pod,
@@ -51,6 +53,7 @@ class Creators:
             "LimitRange": core.read_namespaced_limit_range,
             "NetworkPolicy": networking.read_namespaced_network_policy,
             "Job": batch.read_namespaced_job,
+            "RoleBinding": rbac.read_namespaced_role_binding,
         }
         self._create_namespace = core.create_namespace
         self._custom = custom

@@ -45,7 +45,9 @@ class KubernetesRuntime:
         instance: str,
         max_threads: int = 8,
         apply_timeout: float = 60.0,
+        lesson_role: str = "syringe-lesson",
     ) -> None:
+        self.lesson_role = lesson_role
         self.api = api
         self.instance = instance
         self.selector = labels.instance_selector(instance)
@@ -64,7 +66,7 @@ class KubernetesRuntime:
 
     # ------------------------------------------------------------------ checks
     async def check(self) -> list[str]:
-        return await run_checks(self.api, self.calls)
+        return await run_checks(self.api, self.calls, self.lesson_role)
 
     # ------------------------------------------------------------------ apply
     async def apply(self, plan: Plan) -> None:
@@ -81,7 +83,11 @@ class KubernetesRuntime:
         except ApiException as exc:
             if exc.status != 409:
                 raise RuntimeUnavailable(f"creating namespace {name}: {describe(exc)}") from exc
-            existing = await self.calls.retrying("get", deadline, self._core.read_namespace, name)
+            try:
+                existing = await self.calls.retrying("get", deadline, self._core.read_namespace, name)
+            except ApiException as read_error:
+                # Syringe may read only the namespaces whose RoleBinding grants it: this one is someone else's.
+                raise RuntimeUnavailable(f"namespace {name} exists and is not managed by this Syringe") from read_error
             if existing.metadata.deletion_timestamp:
                 raise RuntimeUnavailable(f"namespace {name} is still being deleted; try again shortly") from exc
             owner = (existing.metadata.labels or {}).get(labels.INSTANCE)
@@ -163,6 +169,7 @@ class KubernetesRuntime:
             except ApiException as exc:
                 if exc.status == 404:
                     return True
+                # 403: the namespace's RoleBinding is already gone with it; the watch will tell us.
             except Exception:  # noqa: BLE001 - the watch will tell us
                 pass
             try:
