@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from api import problems
 from api.errors import as_problem
-from api.middleware import BodyLimit
+from api.middleware import BodyLimit, RequestMetrics
 from api.routers import access, admin, catalog, health, livelessons, sessions
 from api.views import ViewCache
 from syringe import __version__
@@ -20,6 +21,7 @@ from syringe.access.terminal import TerminalSlots
 from syringe.catalog import Catalog
 from syringe.curriculum import CurriculumTree, load_curriculum
 from syringe.errors import RuntimeCheckFailed, RuntimeUnavailable, SyringeError
+from syringe.observability.metrics import REGISTRY, StateCollector
 from syringe.runtime.select import runtime_from_settings
 from syringe.sessions import LiveLessonManager
 from syringe.sessions.learners import Sessions
@@ -54,6 +56,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await manager.runtime.close()
             manager = None
     app.state.manager = manager
+    collector = None
+    if manager is not None:
+        calls = getattr(manager.runtime, "calls", None)
+        collector = StateCollector(
+            lambda: Counter(ll.status.value for ll in manager.lessons.values()),
+            lambda: Counter(calls.counts) if calls is not None else Counter(),
+        )
+        REGISTRY.register(collector)
     app.state.proxy_client = httpx.AsyncClient(
         timeout=settings.access.proxy_timeout, follow_redirects=False, limits=httpx.Limits(max_connections=200)
     )
@@ -61,6 +71,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await app.state.proxy_client.aclose()
+        if collector is not None:
+            REGISTRY.unregister(collector)
         if manager is not None:
             await manager.stop()
             await manager.runtime.close()
@@ -93,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (health.router, catalog.router, sessions.router, livelessons.router, access.router, admin.router):
         app.include_router(router)
+    app.add_middleware(RequestMetrics)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, proxy_max_bytes=settings.access.proxy_max_body_bytes
     )

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import ValidationError
+
 from syringe.curriculum import CurriculumTree, load_curriculum
 from syringe.curriculum.files import read_lesson_files
 from syringe.curriculum.jsonschema import all_schemas, metafile_schema
@@ -147,9 +149,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print("refusing to serve: the cluster is not ready for live lessons", file=sys.stderr)
         return 1
+    from syringe.observability.logs import configure
+
+    configure()
     # No access log: browser terminals and proxied pages carry the learner's token in their URL.
     uvicorn.run(
-        app, host=args.host or settings.host, port=args.port or settings.port, log_level="info", access_log=False
+        app, host=args.host or settings.host, port=args.port or settings.port, log_config=None, access_log=False
     )
     return 0
 
@@ -224,9 +229,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def settings_problems(error: ValidationError) -> list[str]:
+    """A settings error as the environment variable an operator set: SYRINGE_LIFECYCLE__TTL_SECONDS, ..."""
+    lines = []
+    for item in error.errors():
+        name = "SYRINGE_" + "__".join(str(part).upper() for part in item["loc"])
+        lines.append(f"invalid setting {name}={item.get('input')!r}: {item['msg']}")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ValidationError as error:
+        if error.title not in ("Settings", "LifecycleSettings", "PlanSettings", "AccessSettings"):
+            raise
+        for line in settings_problems(error):
+            print(f"error: {line}", file=sys.stderr)
+        return 2
     return result
 
 

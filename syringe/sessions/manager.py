@@ -17,6 +17,7 @@ from syringe.access.probes import ProbeFailed, Target, sweep
 from syringe.curriculum import CurriculumTree
 from syringe.curriculum.files import read_lesson_files
 from syringe.errors import Busy, LimitReached, NotFound, RuntimeCheckFailed, RuntimeUnavailable, UnknownLesson
+from syringe.observability import metrics
 from syringe.plan import LiveLessonIdentity, PlanSettings, build_plan, labels, namespace_name
 from syringe.runtime.base import EndpointObservation, LiveLessonRecord, NamespaceGone, Runtime, RuntimeEvent
 from syringe.sessions import state
@@ -28,7 +29,17 @@ log = logging.getLogger(__name__)
 
 
 class LaunchFailed(Exception):
-    """A launch step failed; the message names the endpoint, the step and what the runtime said."""
+    """A launch step failed; the message names the endpoint, the step and what the runtime said. ``kind``
+    is a short category for metrics (ImagePullBackOff, Unschedulable, probe, timeout, ...)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _context(ll: LiveLesson) -> dict[str, str]:
+    """Fields every log record about a live lesson carries."""
+    return {"livelesson": ll.id, "session": ll.session, "lesson": ll.lesson}
 
 
 def _now() -> datetime:
@@ -202,7 +213,7 @@ class LiveLessonManager:
                 try:
                     await self.runtime.apply(plan)
                 except RuntimeUnavailable as exc:
-                    await self._fail(ll, f"creating the lesson's objects: {exc}", cleanup=True)
+                    await self._fail(ll, f"creating the lesson's objects: {exc}", "apply", cleanup=True)
                     return
                 self._pass_through(ll, Status.BOOTING)
             await self._wait_for_pods(ll, deadline)
@@ -211,13 +222,16 @@ class LiveLessonManager:
             if source.lesson.ready_delay:
                 await asyncio.sleep(source.lesson.ready_delay)
             await self._set_status(ll, Status.READY)
+            seconds = (self.clock() - ll.created_at).total_seconds()
+            metrics.LAUNCH_SECONDS.labels(ll.lesson).observe(seconds)
+            log.info("live lesson %s READY in %.1fs", ll.id, seconds, extra=_context(ll))
         except LaunchFailed as exc:
-            await self._fail(ll, str(exc))
+            await self._fail(ll, str(exc), exc.kind)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("live lesson %s: launch failed", ll.id)
-            await self._fail(ll, f"launch failed unexpectedly: {exc}", cleanup=True)
+            log.exception("live lesson %s: launch failed", ll.id, extra=_context(ll))
+            await self._fail(ll, f"launch failed unexpectedly: {exc}", "internal", cleanup=True)
 
     async def _wait_for_pods(self, ll: LiveLesson, deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -229,12 +243,15 @@ class LiveLessonManager:
                 seen = endpoint.observation
                 if seen is not None and seen.fatal:
                     raise LaunchFailed(
-                        f"endpoint {endpoint.name}: starting pod: {seen.reason}: {seen.message or ''}".rstrip(": ")
+                        f"endpoint {endpoint.name}: starting pod: {seen.reason}: {seen.message or ''}".rstrip(": "),
+                        seen.reason or "Failed",
                     )
                 if seen is not None and seen.reason == "Unschedulable":
                     since = unschedulable_since.setdefault(endpoint.name, loop.time())
                     if loop.time() - since > self.settings.unschedulable_grace:
-                        raise LaunchFailed(f"endpoint {endpoint.name}: scheduling pod: Unschedulable: {seen.message}")
+                        raise LaunchFailed(
+                            f"endpoint {endpoint.name}: scheduling pod: Unschedulable: {seen.message}", "Unschedulable"
+                        )
                 if not endpoint.running or self._address(ll, endpoint) is None:
                     waiting.append(endpoint.name)
             if not waiting:
@@ -242,7 +259,9 @@ class LiveLessonManager:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 names = ", ".join(waiting)
-                raise LaunchFailed(f"endpoints {names}: pods not running after {self.settings.launch_timeout:.0f}s")
+                raise LaunchFailed(
+                    f"endpoints {names}: pods not running after {self.settings.launch_timeout:.0f}s", "timeout"
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     ll.changed.wait(), min(remaining, self.settings.unschedulable_grace or remaining)
@@ -313,7 +332,7 @@ class LiveLessonManager:
         try:
             await sweep(targets, deadline, self.settings.probe_attempt_timeout, reachable)
         except ProbeFailed as exc:
-            raise LaunchFailed(str(exc)) from exc
+            raise LaunchFailed(str(exc), "probe") from exc
 
     async def _set_status(self, ll: LiveLesson, status: Status, error: str | None = None) -> None:
         """Move to a settled status (READY, ERROR): saved to the namespace before anyone sees it, so whoever
@@ -350,8 +369,9 @@ class LiveLessonManager:
         except RuntimeUnavailable as exc:
             log.warning("live lesson %s: could not save status %s: %s", ll.id, status, exc)
 
-    async def _fail(self, ll: LiveLesson, reason: str, cleanup: bool = False) -> None:
-        log.warning("live lesson %s (%s): %s", ll.id, ll.lesson, reason)
+    async def _fail(self, ll: LiveLesson, reason: str, kind: str, cleanup: bool = False) -> None:
+        log.warning("live lesson %s (%s): %s", ll.id, ll.lesson, reason, extra=_context(ll))
+        metrics.ERRORS.labels(kind).inc()
         if cleanup:
             # Nothing half-made may stay behind: the namespace goes, the error stays visible in memory.
             ll.status, ll.error = Status.ERROR, reason
@@ -415,7 +435,7 @@ class LiveLessonManager:
             raise
         except Exception as exc:  # the learner gets a reason, not a hang
             log.exception("live lesson %s: stage change failed", ll.id)
-            await self._set_status(ll, Status.ERROR, f"changing to stage {ll.stage} failed: {exc}")
+            await self._fail(ll, f"changing to stage {ll.stage} failed: {exc}", "stage")
 
     async def set_persistent(self, session: str, persistent: bool) -> None:
         known = self.sessions.find(session)
@@ -479,7 +499,7 @@ class LiveLessonManager:
         ll.endpoints[event.endpoint].observation = event
         if ll.status is Status.READY and not ll.deleting and (event.fatal or event.phase in ("Deleted", "Failed")):
             reason = f"endpoint {event.endpoint}: pod {event.phase.lower()}: {event.reason or ''} {event.message or ''}"
-            asyncio.get_running_loop().create_task(self._set_status(ll, Status.ERROR, reason.strip()))
+            asyncio.get_running_loop().create_task(self._fail(ll, reason.strip(), event.reason or "pod-lost"))
         self._notify(ll)
 
     # ------------------------------------------------------------------ recovery
@@ -557,7 +577,7 @@ class LiveLessonManager:
                 self._recover(record)
         removed = []
         for ll in self.expired():
-            log.info("live lesson %s expired", ll.id)
+            log.info("live lesson %s expired", ll.id, extra=_context(ll))
             await self.delete(ll.id, wait=False)
             removed.append(ll.id)
         now = self.clock()

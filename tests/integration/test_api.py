@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -251,3 +253,47 @@ async def test_live_lessons_answer_503_without_a_cluster(curriculum: Path, monke
         assert response.status_code == 503
         assert "no Kubernetes cluster configured" in response.json()["detail"]
         assert (await http.get("/api/v1/lessons")).status_code == 200
+
+
+async def test_metrics_and_json_logs(standin: StandInProcess, instance: str, curriculum: Path, tmp_path: Path) -> None:
+    server = ServedSyringe(syringe_env(instance, curriculum, ADMIN), tmp_path / "serve.log")
+    base = await asyncio.to_thread(server.start)
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            created = (await http.post("/api/v1/sessions")).json()
+            auth = {"Authorization": f"Bearer {created['token']}"}
+            good = (await http.post("/api/v1/livelessons", json={"lesson": "linux-basics"}, headers=auth)).json()["id"]
+            bad = (await http.post("/api/v1/livelessons", json={"lesson": "broken-image"}, headers=auth)).json()["id"]
+            for _ in range(600):
+                statuses = {
+                    (await http.get(f"/api/v1/livelessons/{i}", headers=auth)).json()["status"] for i in (good, bad)
+                }
+                if statuses == {"READY", "ERROR"}:
+                    break
+                await asyncio.sleep(0.1)
+            assert statuses == {"READY", "ERROR"}
+            assert (await http.get("/readyz")).json()["status"] == "ready"
+            text = (await http.get("/metrics")).text
+    finally:
+        log = await asyncio.to_thread(server.stop)
+
+    def value(pattern: str) -> float:
+        found = re.search(pattern + r" ([0-9.e+]+)", text)
+        assert found, pattern
+        return float(found.groups()[-1])
+
+    assert value(r'syringe_live_lessons\{status="READY"\}') == 1
+    assert value(r'syringe_live_lessons\{status="ERROR"\}') == 1
+    assert value(r'syringe_launch_duration_seconds_count\{lesson="linux-basics"\}') == 1
+    assert value(r'syringe_livelesson_errors_total\{reason="(ErrImagePull|ImagePullBackOff)"\}') >= 1
+    assert value(r'syringe_kubernetes_api_calls_total\{verb="create"\}') > 10
+    route = re.escape('route="/api/v1/livelessons/{livelesson_id}"')
+    assert value(r'syringe_http_request_duration_seconds_count\{method="GET",' + route + r',status="200"\}') >= 1
+
+    records = [json.loads(line) for line in log.splitlines() if line.strip()]
+    assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    mine = [r for r in records if r.get("livelesson") == bad]
+    assert mine and all(r["session"] == created["id"] for r in mine)
+    assert any("ImagePull" in r["message"] for r in mine)
+    assert created["token"] not in log
+    assert "antidotepassword" not in log

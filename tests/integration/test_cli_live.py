@@ -6,8 +6,10 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.helpers import REPO, StandInProcess
 
@@ -54,4 +56,16 @@ def test_up_without_a_cluster_says_so() -> None:
     done = syringe("up", "linux-basics", "--curriculum", "lessons", env=env)
     assert done.returncode == 1
     assert "no Kubernetes cluster configured" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_refuses_an_unreachable_cluster_in_one_line(tmp_path: Path) -> None:
+    document = yaml.safe_load(Path(os.environ["SYRINGE_TEST_KUBECONFIG"]).read_text())
+    document["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    (tmp_path / "nowhere.kubeconfig").write_text(yaml.safe_dump(document))
+    env = {**os.environ, "SYRINGE_KUBECONFIG": str(tmp_path / "nowhere.kubeconfig")}
+    done = syringe("serve", "--curriculum", "lessons", "--port", "1", env=env)
+    assert done.returncode == 1
+    assert "error: the Kubernetes API server at https://127.0.0.1:1 is unreachable" in done.stderr
+    assert "refusing to serve" in done.stderr
     assert "Traceback" not in done.stderr

@@ -16,16 +16,18 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from api.app import create_app
 from syringe.curriculum import load_curriculum
 from syringe.plan import PlanSettings
 from syringe.runtime.kubernetes import KubernetesRuntime, api_client_from
 from syringe.sessions import LiveLessonManager, Status
-from syringe.settings import LifecycleSettings
+from syringe.settings import LifecycleSettings, Settings
 from tests.integration.helpers import REPO, StandInProcess, settled
 
 pytestmark = pytest.mark.integration
@@ -174,3 +176,33 @@ async def test_launches_survive_an_api_server_outage(private_cluster: str) -> No
     for manager in (patient, hasty):
         await manager.stop()
         await manager.runtime.close()
+
+
+async def test_readyz_fails_while_the_api_server_is_away(private_cluster: str, tmp_path: Path) -> None:
+    _ensure_nad_crd(private_cluster, present=True)
+    settings = Settings(
+        curriculum=REPO / "lessons",
+        kubeconfig=private_cluster,
+        plan=PlanSettings(instance=f"rz{uuid.uuid4().hex[:6]}"),
+    )
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://s") as http:
+
+        async def readiness_becomes(status: int) -> None:
+            for _ in range(300):
+                if (await http.get("/readyz")).status_code == status:
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"/readyz never answered {status}")
+
+        await readiness_becomes(200)
+        await asyncio.to_thread(control_plane, "stop-apiserver")
+        try:
+            await readiness_becomes(503)
+            body = (await http.get("/readyz")).json()
+            assert "unreachable" in body["detail"]
+            assert (await http.get("/healthz")).status_code == 200  # alive all the same
+        finally:
+            await asyncio.to_thread(control_plane, "start")
+        await readiness_becomes(200)

@@ -86,3 +86,15 @@ def test_commands_refuse_a_curriculum_with_problems(tmp_path: Path, capsys: pyte
     assert "1 problem in" in capsys.readouterr().err
     assert main(["serve", "--curriculum", str(root)]) == 1
     assert "refusing to serve" in capsys.readouterr().err
+
+
+def test_a_malformed_setting_stops_start_up_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SYRINGE_PORT", "eighty")
+    monkeypatch.setenv("SYRINGE_LIFECYCLE__TTL_SECONDS", "-5")
+    assert main(["serve", "--curriculum", str(REPO / "lessons")]) == 2
+    err = capsys.readouterr().err
+    assert "invalid setting SYRINGE_PORT='eighty'" in err
+    assert "invalid setting SYRINGE_LIFECYCLE__TTL_SECONDS='-5'" in err
+    assert "Traceback" not in err
