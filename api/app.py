@@ -58,10 +58,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.manager = manager
     collector = None
     if manager is not None:
-        calls = getattr(manager.runtime, "calls", None)
+        calls = [c for c in (getattr(manager.runtime, n, None) for n in ("calls", "lease_calls")) if c is not None]
         collector = StateCollector(
             lambda: Counter(ll.status.value for ll in manager.lessons.values()),
-            lambda: Counter(calls.counts) if calls is not None else Counter(),
+            lambda: sum((Counter(c.counts) for c in calls), Counter()),
         )
         REGISTRY.register(collector)
     app.state.proxy_client = httpx.AsyncClient(

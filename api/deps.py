@@ -82,13 +82,23 @@ async def manager(request: Request) -> LiveLessonManager:
     return live_manager(request)
 
 
+async def authenticate_shared(connection: HTTPConnection, token: str | None) -> Session:
+    """Like ``authenticate``, but a session another replica created a moment ago is looked up too."""
+    manager: LiveLessonManager | None = connection.app.state.manager
+    if token is not None and manager is not None:
+        session = await manager.authenticate(token)
+        if session is not None:
+            return session
+    return authenticate(connection, token)
+
+
 async def learner(request: Request) -> Session:
-    return authenticate(request, bearer_token(request))
+    return await authenticate_shared(request, bearer_token(request))
 
 
 async def browser_learner(request: Request) -> Session:
     """For the HTTP proxy: the header, or the token in the query or in the proxy's cookie."""
-    return authenticate(request, bearer_token(request, browser=True))
+    return await authenticate_shared(request, bearer_token(request, browser=True))
 
 
 async def admin(request: Request) -> None:

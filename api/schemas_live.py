@@ -119,3 +119,7 @@ class Stats(ApiModel):
     max_live_lessons: int
     max_per_session: int
     kubernetes_calls: dict[str, int]
+    leader_election_calls: dict[str, int]
+    replica: str
+    leader: bool
+    gc_runs: int

@@ -34,6 +34,11 @@ class LifecycleSettings(BaseModel):
     http_probe_path: str = Field(default="/", description="What http presentations are probed with (GET).")
     unschedulable_grace: float = Field(default=30.0, ge=0, description="How long a pod may stay unschedulable.")
     gc_interval: float = Field(default=30.0, gt=0)
+    leader_lease_seconds: float = Field(
+        default=15.0,
+        ge=1,
+        description="Replicas elect one to collect garbage; a dead leader's Lease lapses after this.",
+    )
     api_threads: int = Field(default=8, ge=1, le=64, description="Bounded pool for blocking Kubernetes calls.")
 
 

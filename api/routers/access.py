@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDis
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from api.deps import TOKEN_COOKIE, BrowserLearner, Learner, Manager, authenticate, bearer_token, live_manager
+from api.deps import TOKEN_COOKIE, BrowserLearner, Learner, Manager, authenticate_shared, bearer_token, live_manager
 from api.errors import as_problem
 from api.problems import ProblemError
 from syringe.access.netconf import NetconfError, NetconfSession, parse_xml
@@ -61,7 +61,7 @@ async def terminal(
     slots: TerminalSlots = websocket.app.state.terminal_slots
     try:
         manager = live_manager(websocket)
-        session = authenticate(websocket, bearer_token(websocket, browser=True))
+        session = await authenticate_shared(websocket, bearer_token(websocket, browser=True))
         target = manager.target_for(livelesson_id, session.id, endpoint, presentation)
         if target.kind not in ("ssh", "netconf"):
             raise ProblemError(404, f"{endpoint}/{presentation} is not an SSH presentation", "not-found")

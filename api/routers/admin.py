@@ -56,6 +56,7 @@ async def kill(livelesson_id: str, manager: Manager) -> LaunchAccepted:
 @router.get("/stats", response_model=Stats)
 def stats(manager: Manager) -> Stats:
     calls = getattr(manager.runtime, "calls", None)
+    lease = getattr(manager.runtime, "lease_calls", None)
     return Stats(
         live_lessons=len(manager.lessons),
         by_status=dict(Counter(ll.status.value for ll in manager.lessons.values())),
@@ -63,4 +64,8 @@ def stats(manager: Manager) -> Stats:
         max_live_lessons=manager.settings.max_live_lessons,
         max_per_session=manager.settings.max_per_session,
         kubernetes_calls=dict(calls.counts) if calls is not None else {},
+        leader_election_calls=dict(lease.counts) if lease is not None else {},
+        replica=manager.identity,
+        leader=manager.is_leader,
+        gc_runs=manager.gc_runs,
     )

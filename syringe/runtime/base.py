@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from syringe.plan import Plan
@@ -44,7 +45,30 @@ class NamespaceGone:
     namespace: str
 
 
-RuntimeEvent = EndpointObservation | JobObservation | NamespaceGone
+@dataclass(frozen=True)
+class NamespaceObserved:
+    """A live lesson's namespace as it now is: other replicas' launches, and state changes they saved."""
+
+    record: LiveLessonRecord
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A learner session as stored in the cluster, so that every replica can authenticate it."""
+
+    id: str
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    persistent: bool = False
+
+
+@dataclass(frozen=True)
+class SessionGone:
+    id: str
+
+
+RuntimeEvent = EndpointObservation | JobObservation | NamespaceGone | NamespaceObserved | SessionRecord | SessionGone
 
 
 @dataclass(frozen=True)
@@ -90,3 +114,17 @@ class Runtime(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class SharedState(Protocol):
+    """Optional: what replicas share beyond live lessons. A runtime with one process needs none of it."""
+
+    async def save_session(self, session: SessionRecord) -> None: ...
+
+    async def find_session(self, token_hash: str) -> SessionRecord | None: ...
+
+    async def delete_session(self, session_id: str, token_hash: str) -> None: ...
+
+    async def try_lead(self, identity: str, duration: float) -> bool:
+        """One round of leader election: True while ``identity`` holds the lease."""
+        ...

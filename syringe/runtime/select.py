@@ -31,4 +31,5 @@ def runtime_from_settings(settings: Settings) -> KubernetesRuntime:
         max_threads=threads,
         apply_timeout=settings.lifecycle.apply_timeout,
         lesson_role=settings.plan.lesson_cluster_role,
+        home_namespace=settings.plan.syringe_namespace,
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Callable, Hashable
 from datetime import UTC, datetime, timedelta
 
@@ -19,9 +21,19 @@ from syringe.curriculum.files import read_lesson_files
 from syringe.errors import Busy, LimitReached, NotFound, RuntimeCheckFailed, RuntimeUnavailable, UnknownLesson
 from syringe.observability import metrics
 from syringe.plan import LiveLessonIdentity, PlanSettings, build_plan, labels, namespace_name
-from syringe.runtime.base import EndpointObservation, LiveLessonRecord, NamespaceGone, Runtime, RuntimeEvent
+from syringe.runtime.base import (
+    EndpointObservation,
+    LiveLessonRecord,
+    NamespaceGone,
+    NamespaceObserved,
+    Runtime,
+    RuntimeEvent,
+    SessionGone,
+    SessionRecord,
+    SharedState,
+)
 from syringe.sessions import state
-from syringe.sessions.learners import Session, Sessions
+from syringe.sessions.learners import Session, Sessions, token_hash
 from syringe.sessions.model import IN_PROGRESS, EndpointState, LiveLesson, Status
 from syringe.settings import LifecycleSettings
 
@@ -40,6 +52,10 @@ class LaunchFailed(Exception):
 def _context(ll: LiveLesson) -> dict[str, str]:
     """Fields every log record about a live lesson carries."""
     return {"livelesson": ll.id, "session": ll.session, "lesson": ll.lesson}
+
+
+def _record(session: Session) -> SessionRecord:
+    return SessionRecord(session.id, session.token_hash, session.created_at, session.expires_at, session.persistent)
 
 
 def _now() -> datetime:
@@ -70,6 +86,9 @@ class LiveLessonManager:
         self._listeners: set[asyncio.Queue[str]] = set()
         self._cleanups: set[asyncio.Task[None]] = set()
         self._files: dict[str, dict[str, bytes]] = {}
+        self.identity = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.is_leader = False
+        self.gc_runs = 0
 
     # ------------------------------------------------------------------ start and stop
     async def start(self, check: bool = True) -> None:
@@ -82,6 +101,7 @@ class LiveLessonManager:
         self._tasks.append(asyncio.create_task(self._consume(events), name="lifecycle-events"))
         for record in await self.runtime.list_live_lessons():
             self._recover(record)
+        self._tasks.append(asyncio.create_task(self._lead_forever(), name="lifecycle-leader"))
         self._tasks.append(asyncio.create_task(self._collect_garbage_forever(), name="lifecycle-gc"))
 
     async def stop(self) -> None:
@@ -437,10 +457,37 @@ class LiveLessonManager:
             log.exception("live lesson %s: stage change failed", ll.id)
             await self._fail(ll, f"changing to stage {ll.stage} failed: {exc}", "stage")
 
+    # ------------------------------------------------------------------ sessions
+    @property
+    def _shared(self) -> SharedState | None:
+        return self.runtime if hasattr(self.runtime, "save_session") else None  # type: ignore[return-value]
+
+    async def create_session(self) -> tuple[Session, str]:
+        """A new learner session, stored where every replica finds it. Returns it and its token."""
+        session, token = self.sessions.create(self.clock())
+        if self._shared is not None:
+            await self._shared.save_session(_record(session))
+        return session, token
+
+    async def authenticate(self, token: str) -> Session | None:
+        """The token's session: from memory, or, for a session another replica made a moment ago and whose
+        news has not arrived yet, from the cluster (the only time authentication costs an API call)."""
+        now = self.clock()
+        found = self.sessions.authenticate(token, now)
+        if found is not None or self._shared is None:
+            return found
+        record = await self._shared.find_session(token_hash(token))
+        if record is None:
+            return None
+        self._on_session(record)
+        return self.sessions.authenticate(token, now)
+
     async def set_persistent(self, session: str, persistent: bool) -> None:
         known = self.sessions.find(session)
         if known is not None:
             known.persistent = persistent
+            if self._shared is not None:
+                await self._shared.save_session(_record(known))
         if persistent:
             self.persistent_sessions.add(session)
         else:
@@ -485,7 +532,56 @@ class LiveLessonManager:
             # An ERROR whose namespace was cleaned up stays visible to the learner until deleted or expired.
             self._by_namespace.pop(ll.namespace, None)
 
+    def _mirror(self, record: LiveLessonRecord) -> None:
+        """Another replica's live lesson, or a state change it saved: follow it. Lessons this process drives
+        are left alone, since memory is ahead of the cluster for them."""
+        ll = self._by_namespace.get(record.namespace)
+        if ll is None:
+            if record.labels.get(labels.LIVELESSON) not in self.lessons:
+                self._recover(record, drive=False)
+            return
+        if ll.id in self._drives or ll.deleting:
+            return
+        annotations = record.annotations
+        status = state.parse_status(annotations.get(labels.STATUS))
+        stage = state.parse_stage(annotations)
+        expires = state.parse_time(annotations.get(labels.EXPIRES_AT), ll.expires_at)
+        error = annotations.get(state.ERROR)
+        if annotations.get(state.PERSISTENT) == "true":
+            self.persistent_sessions.add(ll.session)
+        if (status, stage, expires, error) == (ll.status, ll.stage, ll.expires_at, ll.error):
+            return
+        ll.status, ll.stage, ll.expires_at, ll.error = status, stage, expires, error
+        if status is Status.READY:
+            for endpoint in ll.endpoints.values():
+                endpoint.reachable = set(endpoint.ports) if endpoint.running else set()
+        self._notify(ll)
+
+    def _on_session(self, record: SessionRecord) -> None:
+        known = self.sessions.find(record.id)
+        if known is None:
+            self.sessions.add(
+                Session(record.id, record.token_hash, record.created_at, record.expires_at, record.persistent)
+            )
+        else:
+            known.expires_at, known.persistent = record.expires_at, record.persistent
+        if record.persistent:
+            self.persistent_sessions.add(record.id)
+        else:
+            self.persistent_sessions.discard(record.id)
+
     def _on_event(self, event: RuntimeEvent) -> None:
+        if isinstance(event, NamespaceObserved):
+            self._mirror(event.record)
+            return
+        if isinstance(event, SessionRecord):
+            self._on_session(event)
+            return
+        if isinstance(event, SessionGone):
+            known = self.sessions.find(event.id)
+            if known is not None and not self.of_session(event.id):
+                self.sessions.remove(known)
+            return
         if isinstance(event, NamespaceGone):
             ll = self._by_namespace.get(event.namespace)
             if ll is not None:
@@ -503,7 +599,9 @@ class LiveLessonManager:
         self._notify(ll)
 
     # ------------------------------------------------------------------ recovery
-    def _recover(self, record: LiveLessonRecord) -> None:
+    def _recover(self, record: LiveLessonRecord, drive: bool = True) -> None:
+        """Rebuild a live lesson from its namespace. With ``drive``, a launch left in progress is carried on
+        (applying again is idempotent); without, it is followed as another replica's."""
         if record.terminating:
             return
         record_labels, annotations = record.labels, record.annotations
@@ -534,6 +632,8 @@ class LiveLessonManager:
         if digest and self.sessions.find(session) is None:
             expires = state.parse_time(annotations.get(state.SESSION_EXPIRES_AT), ll.expires_at)
             self.sessions.add(Session(session, digest, created, expires, persistent))
+        elif persistent and (known := self.sessions.find(session)) is not None:
+            known.persistent = True
         source = self.tree.lessons.get(slug)
         if source is None:
             ll.status, ll.error = Status.ERROR, f"lesson '{slug}' is no longer in the curriculum"
@@ -547,8 +647,7 @@ class LiveLessonManager:
             for endpoint in ll.endpoints.values():
                 endpoint.reachable = set(endpoint.ports) if endpoint.running else set()
         self._track(ll)
-        if ll.status in IN_PROGRESS:
-            # It was being launched when the previous process stopped: carry on (applying is idempotent).
+        if drive and ll.status in IN_PROGRESS:
             self._drive_in_background(ll, apply=True)
 
     # ------------------------------------------------------------------ expiry
@@ -575,6 +674,7 @@ class LiveLessonManager:
         for record in records:
             if record.namespace not in self._by_namespace:
                 self._recover(record)
+        self.gc_runs += 1
         removed = []
         for ll in self.expired():
             log.info("live lesson %s expired", ll.id, extra=_context(ll))
@@ -584,12 +684,31 @@ class LiveLessonManager:
         for session in self.sessions.all():
             if session.expired(now) and not self.of_session(session.id):
                 self.sessions.remove(session)
+                if self._shared is not None:
+                    await self._shared.delete_session(session.id, session.token_hash)
         return removed
 
     async def _collect_garbage_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.gc_interval)
+            if not self.is_leader:
+                continue  # another replica collects
             try:
                 await self.collect_garbage()
             except Exception:
                 log.exception("garbage collection failed")
+
+    async def _lead_forever(self) -> None:
+        """Hold, or wait for, the leader Lease; renew it three times per lease duration."""
+        shared = self._shared
+        duration = self.settings.leader_lease_seconds
+        while True:
+            was = self.is_leader
+            try:
+                self.is_leader = await shared.try_lead(self.identity, duration) if shared else True
+            except Exception as exc:  # noqa: BLE001 - an unreachable API server means no leadership
+                log.warning("leader election: %s", exc)
+                self.is_leader = False
+            if self.is_leader != was:
+                log.info("%s leadership (%s)", "took" if self.is_leader else "lost", self.identity)
+            await asyncio.sleep(duration / 3)

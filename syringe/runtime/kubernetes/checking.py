@@ -17,7 +17,15 @@ REQUIRED_ACCESS: list[tuple[str, str, str, str]] = [
 ]
 
 
-async def run_checks(api: client.ApiClient, calls: ApiCalls, lesson_role: str = "syringe-lesson") -> list[str]:
+HOME_ACCESS: list[tuple[str, str, str]] = [
+    *[(verb, "coordination.k8s.io", "leases") for verb in ("get", "create", "update")],
+    *[(verb, "", "secrets") for verb in ("get", "list", "watch", "create", "update", "delete")],
+]
+
+
+async def run_checks(
+    api: client.ApiClient, calls: ApiCalls, lesson_role: str = "syringe-lesson", home: str = "syringe"
+) -> list[str]:
     try:
         await calls("get", client.VersionApi(api).get_code, _request_timeout=10)
     except Exception as exc:  # noqa: BLE001 - any failure means the same to an operator
@@ -36,11 +44,15 @@ async def run_checks(api: client.ApiClient, calls: ApiCalls, lesson_role: str = 
     authz = client.AuthorizationV1Api(api)
     denied = []
     # Binding the lesson role needs either every permission in it or the bind verb on it.
-    for verb, group, resource, name in [
-        *REQUIRED_ACCESS,
-        ("bind", "rbac.authorization.k8s.io", "clusterroles", lesson_role),
-    ]:
-        attributes = {"verb": verb, "group": group, "resource": resource, **({"name": name} if name else {})}
+    wanted = [
+        *[(verb, group, resource, name, "") for verb, group, resource, name in REQUIRED_ACCESS],
+        ("bind", "rbac.authorization.k8s.io", "clusterroles", lesson_role, ""),
+        *[(verb, group, resource, "", home) for verb, group, resource in HOME_ACCESS],
+    ]
+    for verb, group, resource, name, namespace in wanted:
+        attributes = {"verb": verb, "group": group, "resource": resource}
+        attributes.update({"name": name} if name else {})
+        attributes.update({"namespace": namespace} if namespace else {})
         review = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",
@@ -48,7 +60,8 @@ async def run_checks(api: client.ApiClient, calls: ApiCalls, lesson_role: str = 
         }
         answer = await calls("create", authz.create_self_subject_access_review, review, _request_timeout=10)
         if not answer.status.allowed:
-            denied.append(f"{verb} {resource}{'.' + group if group else ''}{' ' + name if name else ''}")
+            where = f" in namespace {namespace}" if namespace else ""
+            denied.append(f"{verb} {resource}{'.' + group if group else ''}{' ' + name if name else ''}{where}")
     if denied:
         problems.append(
             "the service account may not " + ", ".join(denied) + " (apply manifests/ RBAC, see docs/OPERATIONS.md)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -14,10 +15,25 @@ from kubernetes.client.rest import ApiException
 
 from syringe.errors import RuntimeUnavailable
 from syringe.plan import Plan, labels
-from syringe.runtime.base import EndpointObservation, LiveLessonRecord, NamespaceGone, RuntimeEvent
+from syringe.runtime.base import (
+    EndpointObservation,
+    LiveLessonRecord,
+    NamespaceGone,
+    NamespaceObserved,
+    RuntimeEvent,
+    SessionGone,
+    SessionRecord,
+)
 from syringe.runtime.kubernetes.calls import ApiCalls, describe, is_transient
 from syringe.runtime.kubernetes.checking import run_checks
 from syringe.runtime.kubernetes.creating import Creators, raw_body
+from syringe.runtime.kubernetes.shared import (
+    SESSION_KIND,
+    Leadership,
+    session_from_secret,
+    session_secret,
+    session_secret_name,
+)
 from syringe.runtime.kubernetes.watching import ResilientWatch
 from syringe.runtime.observe import observe_job, observe_pod
 
@@ -46,8 +62,10 @@ class KubernetesRuntime:
         max_threads: int = 8,
         apply_timeout: float = 60.0,
         lesson_role: str = "syringe-lesson",
+        home_namespace: str = "syringe",
     ) -> None:
         self.lesson_role = lesson_role
+        self.home_namespace = home_namespace
         self.api = api
         self.instance = instance
         self.selector = labels.instance_selector(instance)
@@ -63,10 +81,13 @@ class KubernetesRuntime:
         self._node_ports: dict[tuple[str, str], dict[int, int]] = {}
         self._watches: list[ResilientWatch] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Lease renewals are counted apart: they are background upkeep, not the cost of serving anything.
+        self.lease_calls = ApiCalls(max_threads=1)
+        self._leadership = Leadership(api, self.lease_calls, home_namespace, f"syringe-{instance}-leader")
 
     # ------------------------------------------------------------------ checks
     async def check(self) -> list[str]:
-        return await run_checks(self.api, self.calls, self.lesson_role)
+        return await run_checks(self.api, self.calls, self.lesson_role, self.home_namespace)
 
     # ------------------------------------------------------------------ apply
     async def apply(self, plan: Plan) -> None:
@@ -233,6 +254,7 @@ class KubernetesRuntime:
         if self._watches:
             return
         self._loop = asyncio.get_running_loop()
+        await self._ensure_home_namespace()
         count = self.calls.counts.update
         self._watches = [
             ResilientWatch(
@@ -259,10 +281,31 @@ class KubernetesRuntime:
                 None,
                 lambda verb: count([verb]),
             ),
+            ResilientWatch(
+                "sessions",
+                functools.partial(self._core.list_namespaced_secret, self.home_namespace),
+                f"{self.selector},{SESSION_KIND}=session",
+                self._on_session,
+                None,
+                lambda verb: count([verb]),
+            ),
         ]
         for w in self._watches:
             w.start()
         await asyncio.gather(*(asyncio.to_thread(w.synced.wait, 30) for w in self._watches))
+
+    async def _ensure_home_namespace(self) -> None:
+        """Sessions and the leader Lease live in Syringe's own namespace; made here when Syringe runs
+        outside it (a laptop, the tests). Deployed by the manifests, it already exists."""
+        try:
+            await self.calls(
+                "create", raw_body, self._core.create_namespace, {"metadata": {"name": self.home_namespace}}
+            )
+        except ApiException as exc:
+            if exc.status not in (403, 409):
+                raise RuntimeUnavailable(f"creating namespace {self.home_namespace}: {describe(exc)}") from exc
+        except Exception as exc:
+            raise RuntimeUnavailable(f"creating namespace {self.home_namespace}: {describe(exc)}") from exc
 
     def _emit(self, event: RuntimeEvent) -> None:
         """Called on watch threads: hop onto the event loop."""
@@ -290,8 +333,66 @@ class KubernetesRuntime:
             self._emit(observe_job(job))
 
     def _on_namespace(self, kind: str, namespace: dict[str, Any]) -> None:
+        metadata = namespace["metadata"]
         if kind == "DELETED":
-            self._emit(NamespaceGone(namespace["metadata"]["name"]))
+            self._emit(NamespaceGone(metadata["name"]))
+            return
+        record = LiveLessonRecord(
+            namespace=metadata["name"],
+            labels=dict(metadata.get("labels") or {}),
+            annotations=dict(metadata.get("annotations") or {}),
+            terminating=bool(metadata.get("deletionTimestamp")),
+        )
+        self._emit(NamespaceObserved(record))
+
+    def _on_session(self, kind: str, secret: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            session_id = (secret["metadata"].get("labels") or {}).get(labels.SESSION)
+            if session_id:
+                self._emit(SessionGone(session_id))
+            return
+        record = session_from_secret(secret)
+        if record is not None:
+            self._emit(record)
+
+    # ------------------------------------------------------------------ shared state
+    async def save_session(self, session: SessionRecord) -> None:
+        body = session_secret(session, self.home_namespace, self.instance)
+        name = body["metadata"]["name"]
+        try:
+            await self.calls("create", raw_body, self._core.create_namespaced_secret, self.home_namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise RuntimeUnavailable(f"saving session {session.id}: {describe(exc)}") from exc
+            await self.calls("update", raw_body, self._core.replace_namespaced_secret, name, self.home_namespace, body)
+
+    async def find_session(self, token_hash: str) -> SessionRecord | None:
+        try:
+            data = await self.calls(
+                "get", raw_body, self._core.read_namespaced_secret, session_secret_name(token_hash), self.home_namespace
+            )
+        except ApiException as exc:
+            if exc.status in (403, 404):
+                return None
+            raise RuntimeUnavailable(f"looking up a session: {describe(exc)}") from exc
+        record = session_from_secret(json.loads(data))
+        return record if record is not None and record.token_hash == token_hash else None
+
+    async def delete_session(self, session_id: str, token_hash: str) -> None:
+        try:
+            await self.calls(
+                "delete",
+                raw_body,
+                self._core.delete_namespaced_secret,
+                session_secret_name(token_hash),
+                self.home_namespace,
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise RuntimeUnavailable(f"deleting session {session_id}: {describe(exc)}") from exc
+
+    async def try_lead(self, identity: str, duration: float) -> bool:
+        return await self._leadership.try_lead(identity, duration)
 
     def _on_connection(self, connected: bool) -> None:
         self.connected = connected
@@ -309,5 +410,6 @@ class KubernetesRuntime:
         for w in self._watches:
             w.stop()
         self.calls.shutdown()
+        self.lease_calls.shutdown()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.api.close)
