@@ -1,0 +1,30 @@
+"""Docs stay true: every setting is documented, and every documented setting exists."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from syringe.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env_names(model: type[BaseModel], prefix: str = "SYRINGE_") -> Iterator[str]:
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _env_names(annotation, f"{prefix}{name.upper()}__")
+        else:
+            yield f"{prefix}{name.upper()}"
+
+
+def test_every_setting_is_in_operations_md_and_no_other() -> None:
+    text = (REPO / "docs/OPERATIONS.md").read_text()
+    settings = set(_env_names(Settings))
+    documented = {m for m in re.findall(r"`(SYRINGE_[A-Z0-9_]+)", text) if not m.startswith("SYRINGE_K8S_")}
+    assert settings - documented == set(), "undocumented settings"
+    assert documented - settings == set(), "documented settings that do not exist"
