@@ -376,6 +376,12 @@ class LiveLessonManager:
 
         ll.saving = asyncio.create_task(save())
 
+    async def _write_state(self, ll: LiveLesson, annotations: dict[str, str | None]) -> None:
+        """Save live-lesson state on its namespace with the next generation, so that replicas (this one
+        included) apply each change once and never an older one over a newer."""
+        ll.generation += 1
+        await self.runtime.annotate(ll.namespace, {**annotations, state.GENERATION: str(ll.generation)})
+
     async def _save_status(
         self, ll: LiveLesson, status: Status, error: str | None, wait_for_previous: bool = True
     ) -> None:
@@ -385,7 +391,7 @@ class LiveLessonManager:
         if ll.deleting:
             return
         try:
-            await self.runtime.annotate(ll.namespace, state.status_annotations(status, error))
+            await self._write_state(ll, state.status_annotations(status, error))
         except RuntimeUnavailable as exc:
             log.warning("live lesson %s: could not save status %s: %s", ll.id, status, exc)
 
@@ -422,7 +428,7 @@ class LiveLessonManager:
         ll = self.get(livelesson_id, session)
         ll.expires_at = self.clock() + timedelta(seconds=self.settings.ttl_seconds)
         self._notify(ll)
-        await self.runtime.annotate(ll.namespace, {labels.EXPIRES_AT: ll.expires_at.isoformat()})
+        await self._write_state(ll, {labels.EXPIRES_AT: ll.expires_at.isoformat()})
         return ll
 
     async def set_stage(self, livelesson_id: str, stage: int, session: str | None = None) -> LiveLesson:
@@ -437,11 +443,11 @@ class LiveLessonManager:
         if stage == ll.stage:
             return ll
         ll.stage = stage
-        self._pass_through(ll, Status.CONFIGURATION)
-        await self.runtime.annotate(ll.namespace, {labels.STAGE: str(stage)})
         task = asyncio.create_task(self._configure_stage(ll), name=f"stage-{ll.id}")
-        self._drives[ll.id] = task
+        self._drives[ll.id] = task  # from here on this process drives it: replicas' news cannot undo this
         task.add_done_callback(lambda _: self._drives.pop(ll.id, None))
+        self._pass_through(ll, Status.CONFIGURATION)
+        await self._write_state(ll, {labels.STAGE: str(stage)})
         return ll
 
     async def _configure_stage(self, ll: LiveLesson) -> None:
@@ -493,9 +499,7 @@ class LiveLessonManager:
         else:
             self.persistent_sessions.discard(session)
         value = "true" if persistent else None
-        await asyncio.gather(
-            *(self.runtime.annotate(ll.namespace, {state.PERSISTENT: value}) for ll in self.of_session(session))
-        )
+        await asyncio.gather(*(self._write_state(ll, {state.PERSISTENT: value}) for ll in self.of_session(session)))
 
     async def delete(self, livelesson_id: str, session: str | None = None, wait: bool = True) -> bool:
         """Delete a live lesson. Returns whether its namespace is already gone; otherwise it goes in the background."""
@@ -533,28 +537,29 @@ class LiveLessonManager:
             self._by_namespace.pop(ll.namespace, None)
 
     def _mirror(self, record: LiveLessonRecord) -> None:
-        """Another replica's live lesson, or a state change it saved: follow it. Lessons this process drives
-        are left alone, since memory is ahead of the cluster for them."""
+        """Another replica's live lesson, or a state change saved by any replica: follow it. Each saved change
+        carries a generation, so a change is applied once and older news never undoes newer; while this
+        process drives a lesson, its status and stage stay as this process has them."""
         ll = self._by_namespace.get(record.namespace)
         if ll is None:
             if record.labels.get(labels.LIVELESSON) not in self.lessons:
                 self._recover(record, drive=False)
             return
-        if ll.id in self._drives or ll.deleting:
-            return
         annotations = record.annotations
-        status = state.parse_status(annotations.get(labels.STATUS))
-        stage = state.parse_stage(annotations)
-        expires = state.parse_time(annotations.get(labels.EXPIRES_AT), ll.expires_at)
-        error = annotations.get(state.ERROR)
+        generation = state.parse_generation(annotations)
+        if generation <= ll.generation or ll.deleting:
+            return  # our own write coming back, or older news
+        ll.generation = generation
+        ll.expires_at = state.parse_time(annotations.get(labels.EXPIRES_AT), ll.expires_at)
         if annotations.get(state.PERSISTENT) == "true":
             self.persistent_sessions.add(ll.session)
-        if (status, stage, expires, error) == (ll.status, ll.stage, ll.expires_at, ll.error):
-            return
-        ll.status, ll.stage, ll.expires_at, ll.error = status, stage, expires, error
-        if status is Status.READY:
-            for endpoint in ll.endpoints.values():
-                endpoint.reachable = set(endpoint.ports) if endpoint.running else set()
+        if ll.id not in self._drives:  # while this process drives it, its memory is ahead of the cluster
+            ll.stage = state.parse_stage(annotations)
+            ll.status = state.parse_status(annotations.get(labels.STATUS))
+            ll.error = annotations.get(state.ERROR)
+            if ll.status is Status.READY:
+                for endpoint in ll.endpoints.values():
+                    endpoint.reachable = set(endpoint.ports) if endpoint.running else set()
         self._notify(ll)
 
     def _on_session(self, record: SessionRecord) -> None:
@@ -624,6 +629,7 @@ class LiveLessonManager:
             ),
             status=state.parse_status(annotations.get(labels.STATUS)),
             error=annotations.get(state.ERROR),
+            generation=state.parse_generation(annotations),
         )
         persistent = annotations.get(state.PERSISTENT) == "true"
         if persistent:

@@ -65,6 +65,7 @@ class LiveLesson:
     saving: asyncio.Task[None] | None = field(default=None, repr=False)
     updated_at: datetime | None = None
     version: int = 0  # bumped on every change: lets readers cache what they render
+    generation: int = 0  # of the state saved on the namespace: orders writes between replicas
 
     @property
     def healthy(self) -> int:

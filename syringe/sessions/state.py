@@ -12,6 +12,7 @@ ERROR = "syringe.io/error"
 PERSISTENT = "syringe.io/persistent"
 SESSION_TOKEN = "syringe.io/session-token-sha256"
 SESSION_EXPIRES_AT = "syringe.io/session-expires-at"
+GENERATION = "syringe.io/generation"
 
 
 def status_annotations(status: Status, error: str | None) -> dict[str, str | None]:
@@ -37,5 +38,12 @@ def parse_status(value: str | None) -> Status:
 def parse_stage(annotations: Mapping[str, str]) -> int:
     try:
         return int(annotations.get(labels.STAGE, "0"))
+    except ValueError:
+        return 0
+
+
+def parse_generation(annotations: Mapping[str, str]) -> int:
+    try:
+        return int(annotations.get(GENERATION, "0"))
     except ValueError:
         return 0

@@ -57,6 +57,15 @@ async def test_two_replicas(standin: StandInProcess, tmp_path: Path) -> None:
         view = (await b.get(f"/api/v1/livelessons/{livelesson}", headers=auth)).json()
         assert view["healthy"] == view["total"] == 1
 
+        # A change saved through one replica reaches the other, and older news never undoes it.
+        kept = (await b.post(f"/api/v1/livelessons/{livelesson}/keepalive", headers=auth)).json()["expiresAt"]
+
+        async def expiry_on_a() -> bool:
+            return bool((await a.get(f"/api/v1/livelessons/{livelesson}", headers=auth)).json()["expiresAt"] == kept)
+
+        await _until(expiry_on_a)
+        assert (await a.get(f"/api/v1/livelessons/{livelesson}", headers=auth)).json()["status"] == "READY"
+
         second = (await b.post("/api/v1/livelessons", json={"lesson": "rest-api-basics"}, headers=auth)).json()["id"]
 
         async def listed_on_a() -> bool:
