@@ -14,6 +14,8 @@ import asyncssh
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
+from syringe.access.ssh import LoginFailed, login, reason
+
 BASE_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 BASE_10 = "urn:ietf:params:netconf:base:1.0"
 BASE_11 = "urn:ietf:params:netconf:base:1.1"
@@ -55,23 +57,9 @@ class NetconfSession:
     @classmethod
     async def open(cls, host: str, port: int, username: str, password: str, timeout: float = 10.0) -> NetconfSession:
         try:
-            connection = await asyncio.wait_for(
-                asyncssh.connect(
-                    host,
-                    port,
-                    username=username,
-                    password=password,
-                    known_hosts=None,
-                    client_keys=None,
-                    agent_path=None,
-                    preferred_auth="password,keyboard-interactive",
-                ),
-                timeout,
-            )
-        except TimeoutError as exc:
-            raise NetconfError(f"ssh connect: timed out after {timeout:g}s") from exc
-        except (OSError, asyncssh.Error) as exc:
-            raise NetconfError(f"ssh connect: {_reason(exc)}") from exc
+            connection = await login(host, port, username, password, timeout)
+        except LoginFailed as exc:
+            raise NetconfError(f"ssh connect: {exc}") from exc
         try:
             writer, reader, _ = await asyncio.wait_for(
                 connection.open_session(subsystem="netconf", encoding=None), timeout
@@ -84,7 +72,7 @@ class NetconfSession:
             if isinstance(exc, TimeoutError):
                 raise NetconfError(f"netconf hello: timed out after {timeout:g}s") from exc
             if isinstance(exc, (OSError, asyncssh.Error)):
-                raise NetconfError(f"netconf subsystem: {_reason(exc)}") from exc
+                raise NetconfError(f"netconf subsystem: {reason(exc)}") from exc
             raise
 
     async def _hello(self) -> None:
@@ -172,17 +160,3 @@ class NetconfSession:
         self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset"
-    if isinstance(exc, asyncssh.PermissionDenied):
-        return "authentication failed"
-    if isinstance(exc, asyncssh.Error):
-        return exc.reason or type(exc).__name__
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc)
-    return str(exc)

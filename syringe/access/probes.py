@@ -17,6 +17,7 @@ import asyncssh
 import httpx
 
 from syringe.access.netconf import NetconfError, NetconfSession
+from syringe.access.ssh import reason
 
 
 class ProbeFailed(Exception):
@@ -35,18 +36,6 @@ class Target:
     http_path: str = "/"
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset"
-    if isinstance(exc, asyncssh.Error):
-        return exc.reason or type(exc).__name__
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc)
-    return str(exc) or type(exc).__name__
-
-
 def _innermost(exc: BaseException) -> BaseException:
     """The exception at the bottom of a chain: httpx wraps the OSError that says what happened."""
     seen = {id(exc)}
@@ -63,7 +52,7 @@ async def tcp_probe(host: str, port: int, timeout: float = 2.0) -> None:
     except TimeoutError as exc:
         raise ProbeFailed(f"tcp connect to {host}:{port}: timed out") from exc
     except OSError as exc:
-        raise ProbeFailed(f"tcp connect to {host}:{port}: {_reason(exc)}") from exc
+        raise ProbeFailed(f"tcp connect to {host}:{port}: {reason(exc)}") from exc
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
@@ -76,7 +65,7 @@ async def ssh_probe(host: str, port: int, timeout: float = 5.0) -> None:
     except TimeoutError as exc:
         raise ProbeFailed(f"ssh handshake: no banner and key exchange within {timeout:g}s") from exc
     except (OSError, asyncssh.Error) as exc:
-        raise ProbeFailed(f"ssh handshake: {_reason(exc)}") from exc
+        raise ProbeFailed(f"ssh handshake: {reason(exc)}") from exc
     if key is None:
         raise ProbeFailed("ssh handshake: the server sent no host key")
 
@@ -100,7 +89,7 @@ async def http_probe(host: str, port: int, path: str = "/", timeout: float = 5.0
     except httpx.TimeoutException as exc:
         raise ProbeFailed(f"http GET {path}: timed out after {timeout:g}s") from exc
     except httpx.HTTPError as exc:
-        raise ProbeFailed(f"http GET {path}: {_reason(_innermost(exc))}") from exc
+        raise ProbeFailed(f"http GET {path}: {reason(_innermost(exc))}") from exc
     if not 200 <= response.status_code < 400:
         raise ProbeFailed(f"http GET {path}: status {response.status_code}")
     return response.status_code

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
+from syringe.access.ssh import LoginFailed, login, reason
 from syringe.errors import LimitReached
 
 
@@ -33,30 +34,14 @@ class TerminalSession:
         timeout: float = 10.0,
     ) -> TerminalSession:
         try:
-            connection = await asyncio.wait_for(
-                asyncssh.connect(
-                    host,
-                    port,
-                    username=username,
-                    password=password,
-                    known_hosts=None,
-                    client_keys=None,
-                    agent_path=None,
-                    preferred_auth="password,keyboard-interactive",
-                ),
-                timeout,
-            )
-        except TimeoutError as exc:
-            raise TerminalError(f"ssh to {host}:{port}: timed out") from exc
-        except asyncssh.PermissionDenied as exc:
-            raise TerminalError(f"ssh to {host}:{port}: the image's credentials were refused") from exc
-        except (OSError, asyncssh.Error) as exc:
-            raise TerminalError(f"ssh to {host}:{port}: {getattr(exc, 'reason', None) or exc}") from exc
+            connection = await login(host, port, username, password, timeout)
+        except LoginFailed as exc:
+            raise TerminalError(f"ssh to {host}:{port}: {exc}") from exc
         try:
             process = await connection.create_process(term_type=term, term_size=(columns, rows), encoding=None)
         except (OSError, asyncssh.Error) as exc:
             connection.close()
-            raise TerminalError(f"opening a shell: {getattr(exc, 'reason', None) or exc}") from exc
+            raise TerminalError(f"opening a shell: {reason(exc)}") from exc
         return cls(connection, process)
 
     def write(self, data: bytes) -> None:
