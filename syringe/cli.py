@@ -180,6 +180,24 @@ def cmd_ls_or_down(args: argparse.Namespace) -> int:
     return cli_live.run(args, _live_settings(args), None)
 
 
+def cmd_configure(args: argparse.Namespace) -> int:
+    """The configurator image's entrypoint: configure one endpoint for one stage, then exit 0 or 1."""
+    from syringe.configure.runners import RUNNERS, run_napalm
+    from syringe.configure.target import ConfigTarget, ConfigureError
+
+    try:
+        target = ConfigTarget.from_environment(args.endpoint, args.stage)
+        if args.type == "napalm":
+            run_napalm(target, args.timeout, args.napalm_mode)
+        else:
+            RUNNERS[args.type](target, args.timeout)
+    except ConfigureError as exc:
+        print(f"error: configuring {args.endpoint} for stage {args.stage} ({args.type}): {exc}", file=sys.stderr)
+        return 1
+    print(f"configured {args.endpoint} for stage {args.stage} ({args.type})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syringe", description="Lesson orchestration for hands-on network labs.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -224,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     down = commands.add_parser("down", help="delete a live lesson")
     down.add_argument("id", help="live-lesson id, as `syringe ls` shows")
     down.set_defaults(func=cmd_ls_or_down)
+    configure = commands.add_parser("configure", help="configure one endpoint for one stage (configuration Jobs)")
+    configure.add_argument("--type", required=True, choices=["python", "ansible", "napalm", "netconf"])
+    configure.add_argument("--endpoint", required=True)
+    configure.add_argument("--stage", type=int, required=True)
+    configure.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole configuration")
+    configure.add_argument("--napalm-mode", choices=["merge", "replace"], default="merge")
+    configure.set_defaults(func=cmd_configure)
     for sub in (up, ls, down):
         sub.add_argument("--kubeconfig", help="cluster to use (default: $SYRINGE_KUBECONFIG or $KUBECONFIG)")
     return parser

@@ -67,10 +67,31 @@ async def _shell(process: asyncssh.SSHServerProcess[bytes], hostname: str) -> No
             env=env,
             cwd="/tmp",
         )
-        await process.redirect(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr)
-        process.exit(await proc.wait())
+        await _pipe_until_exit(process, proc)
         return
     await _pty_shell(process, env)
+
+
+async def _pipe_until_exit(process: asyncssh.SSHServerProcess[bytes], proc: asyncio.subprocess.Process) -> None:
+    """Copy the session's input to the command and all its output back, then report its exit status
+    (asyncssh's redirect can report the exit before the last output is through)."""
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+
+    async def copy(source: asyncio.StreamReader, sink: asyncssh.SSHWriter[bytes]) -> None:
+        while data := await source.read(65536):
+            sink.write(data)
+
+    async def feed() -> None:
+        with contextlib.suppress(asyncssh.Error, ConnectionError):
+            while data := await process.stdin.read(65536):
+                proc.stdin.write(data)  # type: ignore[union-attr]
+        proc.stdin.close()  # type: ignore[union-attr]
+
+    feeding = asyncio.create_task(feed())
+    await asyncio.gather(copy(proc.stdout, process.stdout), copy(proc.stderr, process.stderr))
+    code = await proc.wait()
+    feeding.cancel()
+    process.exit(code)
 
 
 def _hang_up(pid: int) -> None:
