@@ -34,6 +34,8 @@ class Plan:
     namespace: str
     waves: list[list[K8sObject]]
     links: list[Link]
+    common_labels: dict[str, str] = field(default_factory=dict)
+    volume_sources: list[dict[str, Any]] = field(default_factory=list)
     topology: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -329,6 +331,30 @@ def _service(namespace: str, common: Mapping[str, str], endpoint: Endpoint, live
     }
 
 
+CREDENTIALS_SECRET = "lesson-credentials"
+
+
+def credentials_secret(
+    lesson: Lesson, images: Mapping[str, Image], namespace: str, common: Mapping[str, str]
+) -> K8sObject:
+    """The configurators' credentials for each endpoint, from its image (configUser, else sshUser). Jobs
+    read them from here, never from literals in their spec."""
+    data: dict[str, str] = {}
+    for endpoint in lesson.endpoints:
+        image = images.get(endpoint.image)
+        if image is None:
+            continue
+        data[f"{endpoint.name}.username"] = image.config_user or image.ssh_user
+        data[f"{endpoint.name}.password"] = image.config_password or image.ssh_password
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(CREDENTIALS_SECRET, namespace, common),
+        "type": "Opaque",
+        "stringData": data,
+    }
+
+
 def _external_service(
     namespace: str, common: Mapping[str, str], endpoint: Endpoint, livelesson: str, settings: PlanSettings
 ) -> K8sObject | None:
@@ -437,9 +463,17 @@ def build_plan(
             *_quota(namespace, common, requests, services, settings),
             *[_nad(namespace, common, link) for link in links],
             *config_maps,
+            credentials_secret(lesson, images, namespace, common),
             *services,
         ],
         # Pods come last: the policy, quota and limits must be in force before the first pod exists.
         pods,
     ]
-    return Plan(namespace=namespace, waves=waves, links=links, topology=wiring)
+    return Plan(
+        namespace=namespace,
+        waves=waves,
+        links=links,
+        topology=wiring,
+        common_labels=dict(common),
+        volume_sources=volume_sources,
+    )

@@ -41,6 +41,12 @@ class PlanSettings(BaseModel):
         description="Presentation types to expose outside the cluster, through one extra Service per endpoint.",
     )
     expose_service_type: Literal["NodePort", "LoadBalancer"] = "NodePort"
+    configurator_image: str = Field(
+        default="syringe/syringe:latest", description="The image configuration Jobs run (syringe configure)."
+    )
+    job_timeout_seconds: int = Field(default=300, ge=10, description="A configuration Job's deadline.")
+    job_backoff_limit: int = Field(default=1, ge=0, description="Retries of a failed configuration Job.")
+    napalm_mode: Literal["merge", "replace"] = "merge"
     job_cpu: str = "250m"
     job_memory: str = "256Mi"
     jobs_per_endpoint: int = Field(default=2, ge=1, description="Headroom for configuration and check Jobs.")

@@ -37,6 +37,7 @@ def test_objects_come_in_dependency_order(tree) -> None:  # type: ignore[no-unty
     kinds = [[o["kind"] for o in wave] for wave in plan.waves]
     assert kinds[0] == ["Namespace"]
     assert set(kinds[2]) == {
+        "Secret",
         "NetworkPolicy",
         "ResourceQuota",
         "LimitRange",
@@ -204,3 +205,36 @@ def test_exposed_presentations_get_an_external_service_and_quota(tree) -> None: 
     hard = _by_kind(plan, "ResourceQuota")[0]["spec"]["hard"]
     assert (hard["services"], hard["services.nodeports"]) == ("4", "1")
     assert _by_kind(_plan(tree), "ResourceQuota")[0]["spec"]["hard"]["services.nodeports"] == "0"
+
+
+def test_configuration_jobs(tree) -> None:  # type: ignore[no-untyped-def]
+    import kubernetes_validate
+
+    from syringe.plan.jobs import configuration_jobs
+
+    plan = _plan(tree)
+    lesson = tree.lessons["triangle"].lesson
+    jobs = configuration_jobs(lesson, plan, 1, 3, PlanSettings(configurator_image="reg/syringe:1"))
+    assert [j["metadata"]["name"] for j in jobs] == ["config-s1-r3-r1", "config-s1-r3-r2"]  # h1 has no type
+    job = jobs[1]
+    kubernetes_validate.validate(job, "1.29", strict=True)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "reg/syringe:1"
+    assert container["command"][:8] == ["syringe", "configure", "--type", "napalm", "--endpoint", "r2", "--stage", "1"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SYRINGE_TARGET_HOST"]["value"] == "r2"
+    assert env["SYRINGE_TARGET_PORT"]["value"] == "22"
+    assert env["SYRINGE_TARGET_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "lesson-credentials",
+        "key": "r2.password",
+    }
+    assert all("value" not in e for e in container["env"] if "PASSWORD" in e["name"] or "USER" in e["name"])
+    assert container["securityContext"]["runAsNonRoot"] and not container["securityContext"]["allowPrivilegeEscalation"]
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 1 and spec["activeDeadlineSeconds"] == 300
+    assert spec["template"]["spec"]["volumes"][0]["projected"]["sources"] == plan.volume_sources
+    assert job["metadata"]["labels"]["syringe.io/purpose"] == "configuration"
+
+    secret = _by_kind(plan, "Secret")[0]
+    assert secret["metadata"]["name"] == "lesson-credentials"
+    assert secret["stringData"]["h1.username"] == "u" and secret["stringData"]["h1.password"] == "p"

@@ -1,0 +1,128 @@
+"""Configuration Jobs: one per endpoint with a configurationType, per stage change. Pure, like the plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syringe.curriculum.models import Lesson
+from syringe.plan import labels
+from syringe.plan.builder import CREDENTIALS_SECRET, TOPOLOGY_FILE, K8sObject, Plan
+from syringe.plan.quantity import format_mebibytes, format_millicores, mebibytes, millicores
+from syringe.plan.settings import PlanSettings
+
+PURPOSE = "syringe.io/purpose"
+STAGE_LABEL = "syringe.io/stage"
+CONFIGURATION = "configuration"
+
+
+def job_name(stage: int, endpoint: str, run: int) -> str:
+    return f"config-s{stage}-r{run}-{endpoint}"[:63].rstrip("-")
+
+
+def _target_port(lesson: Lesson, endpoint_name: str, kind: str) -> int:
+    endpoint = lesson.endpoint(endpoint_name)
+    wanted = "netconf" if kind == "netconf" else "ssh"
+    for presentation in endpoint.presentations:
+        if presentation.type == wanted:
+            return presentation.port
+    if wanted == "netconf":
+        return 830
+    return 22
+
+
+def configuration_jobs(lesson: Lesson, plan: Plan, stage: int, run: int, settings: PlanSettings) -> list[K8sObject]:
+    """The Jobs that configure ``stage``: ``run`` numbers each stage change, so every change runs anew."""
+    jobs = []
+    for endpoint in lesson.endpoints:
+        kind = endpoint.configuration_type
+        if kind is None:
+            continue
+        name = job_name(stage, endpoint.name, run)
+        job_labels = {
+            **plan.common_labels,
+            labels.ENDPOINT: endpoint.name,
+            PURPOSE: CONFIGURATION,
+            STAGE_LABEL: str(stage),
+        }
+        secret = {"name": CREDENTIALS_SECRET}
+        env: list[dict[str, Any]] = [
+            # The endpoint's Service: the Job runs in the lesson's namespace, where its name resolves.
+            {"name": "SYRINGE_TARGET_HOST", "value": endpoint.name},
+            {"name": "SYRINGE_TARGET_PORT", "value": str(_target_port(lesson, endpoint.name, kind))},
+            {
+                "name": "SYRINGE_TARGET_USER",
+                "valueFrom": {"secretKeyRef": {**secret, "key": f"{endpoint.name}.username"}},
+            },
+            {
+                "name": "SYRINGE_TARGET_PASSWORD",
+                "valueFrom": {"secretKeyRef": {**secret, "key": f"{endpoint.name}.password"}},
+            },
+            {"name": "SYRINGE_LESSON_DIR", "value": settings.lesson_mount_path},
+            {"name": "SYRINGE_TOPOLOGY", "value": f"{settings.lesson_mount_path}/{TOPOLOGY_FILE}"},
+            {"name": "HOME", "value": "/tmp"},
+        ]
+        cpu, memory = millicores(settings.job_cpu), mebibytes(settings.job_memory)
+        container = {
+            "name": "configure",
+            "image": settings.configurator_image,
+            "imagePullPolicy": settings.image_pull_policy,
+            "command": [
+                "syringe",
+                "configure",
+                "--type",
+                kind,
+                "--endpoint",
+                endpoint.name,
+                "--stage",
+                str(stage),
+                "--timeout",
+                str(settings.job_timeout_seconds),
+                "--napalm-mode",
+                settings.napalm_mode,
+            ],
+            "env": env,
+            "resources": {
+                "requests": {"cpu": settings.job_cpu, "memory": settings.job_memory},
+                "limits": {"cpu": format_millicores(cpu * 2), "memory": format_mebibytes(memory * 2)},
+            },
+            # The tail of a failure's output reaches the Job's pod status, where Syringe reads it.
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "volumeMounts": [
+                {"name": "lesson-files", "mountPath": settings.lesson_mount_path, "readOnly": True},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        }
+        jobs.append(
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": name, "namespace": plan.namespace, "labels": job_labels},
+                "spec": {
+                    "backoffLimit": settings.job_backoff_limit,
+                    "activeDeadlineSeconds": settings.job_timeout_seconds,
+                    "ttlSecondsAfterFinished": 3600,
+                    "template": {
+                        "metadata": {"labels": job_labels},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "automountServiceAccountToken": False,
+                            "enableServiceLinks": False,
+                            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                            "containers": [container],
+                            "volumes": [
+                                {"name": "lesson-files", "projected": {"sources": plan.volume_sources}},
+                                {"name": "tmp", "emptyDir": {}},
+                            ],
+                        },
+                    },
+                },
+            }
+        )
+    return jobs
