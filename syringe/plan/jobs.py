@@ -15,7 +15,7 @@ STAGE_LABEL = "syringe.io/stage"
 CONFIGURATION = "configuration"
 
 
-def job_name(stage: int, endpoint: str, run: int) -> str:
+def job_name(stage: int, endpoint: str, run: str) -> str:
     return f"config-s{stage}-r{run}-{endpoint}"[:63].rstrip("-")
 
 
@@ -30,8 +30,8 @@ def _target_port(lesson: Lesson, endpoint_name: str, kind: str) -> int:
     return 22
 
 
-def configuration_jobs(lesson: Lesson, plan: Plan, stage: int, run: int, settings: PlanSettings) -> list[K8sObject]:
-    """The Jobs that configure ``stage``: ``run`` numbers each stage change, so every change runs anew."""
+def configuration_jobs(lesson: Lesson, plan: Plan, stage: int, run: str, settings: PlanSettings) -> list[K8sObject]:
+    """The Jobs that configure ``stage``: ``run`` names each stage change, so every change runs anew."""
     jobs = []
     for endpoint in lesson.endpoints:
         kind = endpoint.configuration_type

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from syringe.plan import Plan
 
@@ -41,6 +41,16 @@ class JobObservation:
 
 
 @dataclass(frozen=True)
+class JobPodObservation:
+    """A configuration Job's pod: how it ended, and the tail of its output when it failed."""
+
+    namespace: str
+    job: str
+    phase: str
+    message: str | None = None
+
+
+@dataclass(frozen=True)
 class NamespaceGone:
     namespace: str
 
@@ -68,7 +78,15 @@ class SessionGone:
     id: str
 
 
-RuntimeEvent = EndpointObservation | JobObservation | NamespaceGone | NamespaceObserved | SessionRecord | SessionGone
+RuntimeEvent = (
+    EndpointObservation
+    | JobObservation
+    | JobPodObservation
+    | NamespaceGone
+    | NamespaceObserved
+    | SessionRecord
+    | SessionGone
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +113,14 @@ class Runtime(Protocol):
 
     async def apply(self, plan: Plan) -> None:
         """Create every object of the plan. Idempotent: objects that already exist are left as they are."""
+        ...
+
+    async def create(self, objects: list[dict[str, Any]]) -> None:
+        """Create objects in an existing live lesson (configuration Jobs), idempotently, all at once."""
+        ...
+
+    async def delete_jobs(self, namespace: str, label_selector: str) -> None:
+        """Stop and remove a live lesson's Jobs that match ``label_selector``."""
         ...
 
     async def annotate(self, namespace: str, annotations: Mapping[str, str | None]) -> None:

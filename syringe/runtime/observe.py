@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from syringe.plan import labels
-from syringe.runtime.base import EndpointObservation, JobObservation
+from syringe.runtime.base import EndpointObservation, JobObservation, JobPodObservation
+
+PURPOSE = "syringe.io/purpose"
 
 # Waiting reasons after which a container will not start without someone changing something.
 FATAL_WAITING = {
@@ -39,7 +41,7 @@ def observe_pod(
     """An observation of a lesson pod, or None for pods that are not endpoints."""
     pod_labels = _get(pod, "metadata", "labels") or {}
     endpoint = pod_labels.get(labels.ENDPOINT)
-    if not endpoint:
+    if not endpoint or pod_labels.get(PURPOSE):
         return None
     namespace = _get(pod, "metadata", "namespace")
     status = _get(pod, "status")
@@ -86,6 +88,25 @@ def observe_pod(
         message=message,
         fatal=fatal,
         node_ports=dict(node_ports or {}),
+    )
+
+
+def observe_job_pod(pod: Any) -> JobPodObservation | None:
+    """A configuration Job's pod: its phase, and the termination message a failed container left."""
+    pod_labels = _get(pod, "metadata", "labels") or {}
+    job = pod_labels.get("job-name")
+    if not pod_labels.get(PURPOSE) or not job:
+        return None
+    message = None
+    for container in _get(pod, "status", "containerStatuses") or []:
+        terminated = _get(container, "state", "terminated")
+        if terminated is not None and _get(terminated, "message"):
+            message = str(_get(terminated, "message")).strip()
+    return JobPodObservation(
+        namespace=_get(pod, "metadata", "namespace"),
+        job=job,
+        phase=_get(pod, "status", "phase") or "Pending",
+        message=message,
     )
 
 

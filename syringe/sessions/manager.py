@@ -21,8 +21,11 @@ from syringe.curriculum.files import read_lesson_files
 from syringe.errors import Busy, LimitReached, NotFound, RuntimeCheckFailed, RuntimeUnavailable, UnknownLesson
 from syringe.observability import metrics
 from syringe.plan import LiveLessonIdentity, PlanSettings, build_plan, labels, namespace_name
+from syringe.plan.jobs import CONFIGURATION, PURPOSE, configuration_jobs
 from syringe.runtime.base import (
     EndpointObservation,
+    JobObservation,
+    JobPodObservation,
     LiveLessonRecord,
     NamespaceGone,
     NamespaceObserved,
@@ -239,6 +242,7 @@ class LiveLessonManager:
             await self._wait_for_pods(ll, deadline)
             await self._probe(ll, deadline)
             self._pass_through(ll, Status.CONFIGURATION)
+            await self._configure(ll, deadline)
             if source.lesson.ready_delay:
                 await asyncio.sleep(source.lesson.ready_delay)
             await self._set_status(ll, Status.READY)
@@ -451,17 +455,55 @@ class LiveLessonManager:
         return ll
 
     async def _configure_stage(self, ll: LiveLesson) -> None:
-        # The stage's configuration Jobs come with the configuration issue; readyDelay applies today.
+        """Stop the previous stage's configuration, run this one's, honour readyDelay, and be READY."""
         try:
+            loop = asyncio.get_running_loop()
+            await self.runtime.delete_jobs(ll.namespace, f"{PURPOSE}={CONFIGURATION}")
+            await self._configure(ll, loop.time() + self.settings.launch_timeout)
             delay = self.tree.lessons[ll.lesson].lesson.ready_delay
             if delay:
                 await asyncio.sleep(delay)
             await self._set_status(ll, Status.READY)
+        except LaunchFailed as exc:
+            await self._fail(ll, str(exc), exc.kind)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the learner gets a reason, not a hang
-            log.exception("live lesson %s: stage change failed", ll.id)
+            log.exception("live lesson %s: stage change failed", ll.id, extra=_context(ll))
             await self._fail(ll, f"changing to stage {ll.stage} failed: {exc}", "stage")
+
+    async def _configure(self, ll: LiveLesson, deadline: float) -> None:
+        """Run the current stage's configuration Jobs and wait for every one to succeed."""
+        source = self.tree.lessons[ll.lesson]
+        who = LiveLessonIdentity(id=ll.id, session=ll.session, created_at=ll.created_at, expires_at=ll.expires_at)
+        plan = build_plan(
+            source.lesson, self.tree.images, ll.stage, who, self.plan_settings, await self._lesson_files(ll.lesson)
+        )
+        jobs = configuration_jobs(source.lesson, plan, ll.stage, secrets.token_hex(3), self.plan_settings)
+        if not jobs:
+            return
+        names = {job["metadata"]["name"]: job["metadata"]["labels"][labels.ENDPOINT] for job in jobs}
+        for name in names:
+            ll.jobs[name] = "running"
+        try:
+            await self.runtime.create(jobs)
+        except RuntimeUnavailable as exc:
+            raise LaunchFailed(f"starting stage {ll.stage}'s configuration: {exc}", "configuration") from exc
+        loop = asyncio.get_running_loop()
+        while True:
+            ll.changed.clear()
+            for name, endpoint in names.items():
+                if ll.jobs.get(name) == "failed":
+                    await self._await_output(ll, name)
+                    tail = ll.job_messages.get(name) or "no output"
+                    raise LaunchFailed(f"endpoint {endpoint}: configuring stage {ll.stage}: {tail}", "configuration")
+            if all(ll.jobs.get(name) == "succeeded" for name in names):
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise LaunchFailed(f"stage {ll.stage}'s configuration did not finish in time", "timeout")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ll.changed.wait(), remaining)
 
     # ------------------------------------------------------------------ sessions
     @property
@@ -575,6 +617,33 @@ class LiveLessonManager:
         else:
             self.persistent_sessions.discard(record.id)
 
+    @staticmethod
+    async def _await_output(ll: LiveLesson, job: str, timeout: float = 2.0) -> None:
+        """A failed Job's pod, with its output, may be reported a moment after the Job itself."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while ll.job_messages.get(job) in (None, "") and loop.time() < deadline:
+            ll.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ll.changed.wait(), deadline - loop.time())
+
+    def _on_job(self, event: JobObservation | JobPodObservation) -> None:
+        ll = self._by_namespace.get(event.namespace)
+        if ll is None:
+            return
+        if isinstance(event, JobPodObservation):
+            if event.message:
+                ll.job_messages[event.job] = event.message[-2000:]
+                self._notify(ll)
+            return
+        if event.name not in ll.jobs:
+            return
+        if event.failed:
+            ll.jobs[event.name] = "failed"
+        elif event.succeeded:
+            ll.jobs[event.name] = "succeeded"
+        self._notify(ll)
+
     def _on_event(self, event: RuntimeEvent) -> None:
         if isinstance(event, NamespaceObserved):
             self._mirror(event.record)
@@ -586,6 +655,9 @@ class LiveLessonManager:
             known = self.sessions.find(event.id)
             if known is not None and not self.of_session(event.id):
                 self.sessions.remove(known)
+            return
+        if isinstance(event, JobObservation | JobPodObservation):
+            self._on_job(event)
             return
         if isinstance(event, NamespaceGone):
             ll = self._by_namespace.get(event.namespace)

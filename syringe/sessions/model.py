@@ -66,6 +66,8 @@ class LiveLesson:
     updated_at: datetime | None = None
     version: int = 0  # bumped on every change: lets readers cache what they render
     generation: int = 0  # of the state saved on the namespace: orders writes between replicas
+    jobs: dict[str, str] = field(default_factory=dict)  # configuration Job -> running, succeeded, failed
+    job_messages: dict[str, str] = field(default_factory=dict)  # configuration Job -> its failure's output
 
     @property
     def healthy(self) -> int:

@@ -99,6 +99,30 @@ def failure_curriculum(root: Path) -> Path:
         "- name: host\n  image: openssh\n  presentations: [{name: cli, port: 22, type: ssh}]\n"
         "stages:\n- description: only\n"
     )
+    marker = (
+        "import asyncio, os\nimport asyncssh\n\n"
+        "async def main():\n"
+        "    host = os.environ['SYRINGE_TARGET_HOST']\n"
+        "    async with asyncssh.connect(host, int(os.environ['SYRINGE_TARGET_PORT']),\n"
+        "                                username=os.environ['SYRINGE_TARGET_USER'],\n"
+        "                                password=os.environ['SYRINGE_TARGET_PASSWORD'], known_hosts=None) as c:\n"
+        "        await c.run(f\"echo stage {os.environ['SYRINGE_STAGE']} >> /tmp/syringe-marks-{host}\", check=True)\n"
+        "\nasyncio.run(main())\n"
+    )
+    for lesson, script in (
+        ("configured-host", marker),
+        ("failing-config", "print('the device said no')\nraise SystemExit(4)\n"),
+    ):
+        for stage in (0, 1):
+            (root / "lessons" / lesson / f"stage{stage}" / "configs").mkdir(parents=True)
+            (root / "lessons" / lesson / f"stage{stage}" / "guide.md").write_text(f"# stage {stage}\n")
+            (root / "lessons" / lesson / f"stage{stage}" / "configs" / "host.py").write_text(script)
+        (root / "lessons" / lesson / "lesson.meta.yaml").write_text(
+            f"name: {lesson}\nslug: {lesson}\ncategory: tools\nendpoints:\n"
+            "- name: host\n  image: utility\n  configurationType: python\n"
+            "  presentations: [{name: cli, port: 22, type: ssh}]\n"
+            "stages:\n- description: zero\n- description: one\n"
+        )
     return root
 
 

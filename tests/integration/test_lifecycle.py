@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -53,7 +54,11 @@ async def test_example_lesson_reaches_ready_with_the_planned_objects(
     for config in stored.values():
         assert config["type"] == "bridge" and config["ipam"]["type"] == "host-local"
 
-    pods = {p.metadata.name: p for p in core.list_namespaced_pod(ll.namespace).items}
+    pods = {
+        p.metadata.name: p
+        for p in core.list_namespaced_pod(ll.namespace).items
+        if not (p.metadata.labels or {}).get("syringe.io/purpose")  # configuration Jobs' pods
+    }
     assert set(pods) == {e.name for e in lesson.endpoints}
     for connection in lesson.connections:
         for side in (connection.a, connection.b):
@@ -200,3 +205,43 @@ async def test_an_endpoint_that_never_answers_fails_its_probe_by_name(lifecycle:
     assert await settled(manager, ll) is Status.ERROR
     assert ll.error == "bad/cli: ssh handshake: no banner and key exchange within 1s"
     assert ll.endpoints["good"].healthy and not ll.endpoints["bad"].healthy
+
+
+async def _marks(address: str) -> str:
+    import asyncssh
+
+    async with asyncssh.connect(address, 22, username="u", password="p", known_hosts=None) as conn:
+        result = await conn.run(f"cat /tmp/syringe-marks-{address} 2>/dev/null || true")
+    return str(result.stdout)
+
+
+async def test_configuration_jobs_run_per_stage_change_without_recreating_pods(
+    lifecycle: Make, kube_dynamic: dynamic.DynamicClient
+) -> None:
+    manager = await lifecycle()
+    ll = await manager.launch("learner", "configured-host")
+    assert await settled(manager, ll) is Status.READY, ll.error
+    address = ll.endpoints["host"].observation.pod_ip  # type: ignore[union-attr]
+    assert address
+    assert await _marks(address) == "stage 0\n"
+    core = client.CoreV1Api(kube_dynamic.client)
+    uid = core.read_namespaced_pod("host", ll.namespace).metadata.uid
+
+    for stage, expected in ((1, "stage 0\nstage 1\n"), (0, "stage 0\nstage 1\nstage 0\n")):
+        await manager.set_stage(ll.id, stage)
+        assert ll.status is Status.CONFIGURATION
+        assert await settled(manager, ll) is Status.READY, ll.error
+        assert ll.stage == stage
+        assert await _marks(address) == expected  # each change ran its stage's configuration once
+    assert core.read_namespaced_pod("host", ll.namespace).metadata.uid == uid  # no pod was recreated
+    await asyncio.to_thread(os.remove, f"/tmp/syringe-marks-{address}")
+
+
+async def test_a_failing_configurator_gives_error_with_its_output(lifecycle: Make) -> None:
+    manager = await lifecycle()
+    ll = await manager.launch("learner", "failing-config")
+    assert await settled(manager, ll, timeout=90) is Status.ERROR
+    assert ll.error is not None
+    assert ll.error.startswith("endpoint host: configuring stage 0: ")
+    assert "the device said no" in ll.error
+    assert "host.py exited with status 4" in ll.error

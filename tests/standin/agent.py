@@ -7,7 +7,10 @@
 - fails pods the way a kubelet would, by image name: "pull-fail" gives ErrImagePull then ImagePullBackOff,
   "crash" gives CrashLoopBackOff, "slow" delays start by two seconds, "mute" runs the pod but its ports
   accept connections and never answer, "openssh" serves its ssh ports with Debian's sshd;
-- completes Job pods (Succeeded; Failed when the image name holds "job-fail");
+- runs configuration Job pods (command `syringe ...`) for real as local processes, with their env (Secret
+  references resolved, Service names resolved to pod addresses, as cluster DNS would) and their ConfigMap
+  volumes written out, finishing them Succeeded or Failed by exit code with the output's tail as the
+  termination message; other Job pods complete (Failed when the image name holds "job-fail");
 - finishes graceful deletions, stopping the pod's servers.
 
 Run: python -m tests.standin.agent --kubeconfig FILE [--node NAME] [--addresses CIDR]. Prints "standin ready"
@@ -31,6 +34,7 @@ import asyncssh
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from tests.standin.jobs import MESSAGE_LIMIT, run_job_pod
 from tests.standin.servers import PodServers
 
 log = logging.getLogger("standin")
@@ -312,13 +316,22 @@ class StandIn:
             },
         )
         if "Job" in owner_kinds:
-            await asyncio.sleep(0.2)
-            failed = "job-fail" in image
-            code = 1 if failed else 0
+            command = pod.spec.containers[0].command or []
+            message = ""
+            if command[:1] == ["syringe"]:  # a configurator: run it for real, as a kubelet would
+                code, output = await run_job_pod(self.core, pod)
+                log.info("job pod %s/%s exited %d", pod.metadata.namespace, pod.metadata.name, code)
+                failed = code != 0
+                message = output[-MESSAGE_LIMIT:] if failed else ""  # terminationMessagePolicy FallbackToLogsOnError
+            else:
+                await asyncio.sleep(0.2)
+                failed = "job-fail" in image
+                code = 1 if failed else 0
             state = {
                 "terminated": {
                     "exitCode": code,
                     "reason": "Error" if failed else "Completed",
+                    "message": message,
                     "startedAt": now(),
                     "finishedAt": now(),
                 }

@@ -11,6 +11,7 @@ import signal
 import struct
 import termios
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncssh
@@ -20,6 +21,7 @@ from tests.standin.netconf import Datastores, NetconfSession
 from tests.standin.openssh import OpenSSHServer
 
 SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+STANDIN_BIN = str(Path(__file__).parent / "bin")  # the CLIs lesson images carry (vtysh)
 
 
 class _Auth(asyncssh.SSHServer):
@@ -51,7 +53,7 @@ def _take_terminal() -> None:
 
 async def _shell(process: asyncssh.SSHServerProcess[bytes], hostname: str) -> None:
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PATH": f"{STANDIN_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "HOSTNAME": hostname,
         "HOME": "/tmp",
         "PS1": f"{hostname}$ ",

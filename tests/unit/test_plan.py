@@ -214,7 +214,7 @@ def test_configuration_jobs(tree) -> None:  # type: ignore[no-untyped-def]
 
     plan = _plan(tree)
     lesson = tree.lessons["triangle"].lesson
-    jobs = configuration_jobs(lesson, plan, 1, 3, PlanSettings(configurator_image="reg/syringe:1"))
+    jobs = configuration_jobs(lesson, plan, 1, "3", PlanSettings(configurator_image="reg/syringe:1"))
     assert [j["metadata"]["name"] for j in jobs] == ["config-s1-r3-r1", "config-s1-r3-r2"]  # h1 has no type
     job = jobs[1]
     kubernetes_validate.validate(job, "1.29", strict=True)

@@ -35,7 +35,7 @@ from syringe.runtime.kubernetes.shared import (
     session_secret_name,
 )
 from syringe.runtime.kubernetes.watching import ResilientWatch
-from syringe.runtime.observe import observe_job, observe_pod
+from syringe.runtime.observe import observe_job, observe_job_pod, observe_pod
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,24 @@ class KubernetesRuntime:
                 raise RuntimeUnavailable(f"creating {kind} {name}: {describe(exc)}") from exc
             except Exception as exc:
                 raise RuntimeUnavailable(f"creating {kind} {name}: {describe(exc)}") from exc
+
+    async def create(self, objects: list[dict[str, Any]]) -> None:
+        deadline = asyncio.get_running_loop().time() + self.apply_timeout
+        await asyncio.gather(*(self._create(obj, deadline) for obj in objects))
+
+    async def delete_jobs(self, namespace: str, label_selector: str) -> None:
+        try:
+            await self.calls(
+                "delete",
+                raw_body,
+                self._batch.delete_collection_namespaced_job,
+                namespace,
+                label_selector=label_selector,
+                propagation_policy="Background",
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise RuntimeUnavailable(f"stopping the Jobs of {namespace}: {describe(exc)}") from exc
 
     async def _exists(self, obj: dict[str, Any]) -> bool:
         try:
@@ -321,6 +339,11 @@ class KubernetesRuntime:
             queue.put_nowait(event)
 
     def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        job_pod = observe_job_pod(pod)
+        if job_pod is not None:
+            if kind != "DELETED":
+                self._emit(job_pod)
+            return
         observation = self._observe(pod)
         if observation is None:
             return
