@@ -81,6 +81,20 @@ class GuideRef(ApiModel):
     url: str = Field(description="The current stage's guide, rendered to HTML.")
 
 
+class CheckResult(ApiModel):
+    name: str
+    description: str
+    passed: bool
+    message: str
+
+
+class VerificationView(ApiModel):
+    stage: int
+    status: str = Field(description="running, done, or error (the checks could not run)")
+    results: list[CheckResult]
+    error: str | None
+
+
 class LiveLessonView(ApiModel):
     id: str
     lesson: str
@@ -97,6 +111,7 @@ class LiveLessonView(ApiModel):
     updated_at: datetime | None
     expires_at: datetime
     endpoints: list[EndpointStatus]
+    verification: VerificationView | None = Field(default=None, description="The last run of the learner checks.")
 
 
 class Keepalive(ApiModel):

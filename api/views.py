@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from api.schemas_live import (
     Access,
+    CheckResult,
     EndpointStatus,
     External,
     GuideRef,
     LiveLessonView,
     NetconfAccess,
     PresentationStatus,
+    VerificationView,
 )
 from syringe.curriculum.models import Image, Presentation
 from syringe.sessions import LiveLesson, LiveLessonManager
@@ -99,6 +101,16 @@ def livelesson_view(ll: LiveLesson, manager: LiveLessonManager, settings: Access
         updated_at=ll.updated_at,
         expires_at=ll.expires_at,
         endpoints=endpoints,
+        verification=(
+            VerificationView(
+                stage=ll.verification.stage,
+                status=ll.verification.status,
+                error=ll.verification.error,
+                results=[CheckResult(**result) for result in ll.verification.results],
+            )
+            if ll.verification is not None
+            else None
+        ),
     )
 
 

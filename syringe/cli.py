@@ -198,6 +198,21 @@ def cmd_configure(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """The verification Job's entrypoint: run a stage's learner checks; failed checks are results."""
+    from syringe.configure.target import ConfigureError
+    from syringe.configure.verify import verify
+
+    try:
+        results = verify(args.stage, args.timeout)
+    except ConfigureError as exc:
+        print(f"error: verifying stage {args.stage}: {exc}", file=sys.stderr)
+        return 1
+    for result in results:
+        print(f"{'PASS' if result['passed'] else 'FAIL'} {result['name']}: {result['message']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syringe", description="Lesson orchestration for hands-on network labs.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -249,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     configure.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole configuration")
     configure.add_argument("--napalm-mode", choices=["merge", "replace"], default="merge")
     configure.set_defaults(func=cmd_configure)
+    verify = commands.add_parser("verify", help="run a stage's learner checks (verification Jobs)")
+    verify.add_argument("--stage", type=int, required=True)
+    verify.add_argument("--timeout", type=float, default=60.0, help="seconds per check")
+    verify.set_defaults(func=cmd_verify)
     for sub in (up, ls, down):
         sub.add_argument("--kubeconfig", help="cluster to use (default: $SYRINGE_KUBECONFIG or $KUBECONFIG)")
     return parser

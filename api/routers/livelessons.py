@@ -64,6 +64,14 @@ async def set_stage(livelesson_id: str, body: StageRequest, session: Learner, ma
     return LaunchAccepted(id=ll.id, status=ll.status.value)
 
 
+@router.post("/{livelesson_id}/verify", status_code=202, response_model=LaunchAccepted)
+async def verify(livelesson_id: str, session: Learner, manager: Manager) -> LaunchAccepted:
+    """Run the current stage's learner checks; results appear in the live lesson's `verification`. A failed
+    check is a result for the learner, not an error of the live lesson. 409 unless READY."""
+    ll = await manager.verify(livelesson_id, session.id)
+    return LaunchAccepted(id=ll.id, status=ll.verification.status if ll.verification else "done")
+
+
 @router.post("/{livelesson_id}/keepalive", response_model=Keepalive)
 async def keepalive(livelesson_id: str, session: Learner, manager: Manager) -> Keepalive:
     ll = await manager.keepalive(livelesson_id, session.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
@@ -145,9 +146,42 @@ def reference_problems(
     return problems
 
 
+def verify_problems(source: LessonSource) -> list[Problem]:
+    """Learner checks: a known endpoint, exactly one of command and script, a valid expect pattern, the
+    script present, and names unique in their stage."""
+    lesson, doc = source.lesson, source.doc
+    names = {e.name for e in lesson.endpoints}
+    problems = []
+    for index, stage in enumerate(lesson.stages):
+        seen: set[str] = set()
+        for j, check in enumerate(stage.verify):
+            path = ("stages", index, "verify", j)
+            if check.name in seen:
+                problems.append(doc.problem((*path, "name"), f"duplicate check name '{check.name}'"))
+            seen.add(check.name)
+            if check.endpoint not in names:
+                problems.append(doc.problem((*path, "endpoint"), f"check on unknown endpoint '{check.endpoint}'"))
+            if (check.command is None) == (check.script is None):
+                problems.append(doc.problem(path, "a check needs exactly one of command and script"))
+            if check.expect is not None:
+                if check.command is None:
+                    problems.append(doc.problem((*path, "expect"), "expect applies to a command"))
+                try:
+                    re.compile(check.expect)
+                except re.error as exc:
+                    problems.append(doc.problem((*path, "expect"), f"invalid regular expression: {exc}"))
+            if check.script is not None and not (source.stage_dir(index) / "checks" / check.script).is_file():
+                problems.append(
+                    doc.problem(
+                        (*path, "script"), f"missing check script {source.rel_dir}/stage{index}/checks/{check.script}"
+                    )
+                )
+    return problems
+
+
 def file_problems(source: LessonSource) -> list[Problem]:
     lesson, doc = source.lesson, source.doc
-    problems = []
+    problems = verify_problems(source)
     for index in range(len(lesson.stages)):
         guide = source.guide_path(index)
         if not guide.is_file():

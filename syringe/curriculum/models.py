@@ -134,10 +134,23 @@ class Author(Model):
     link: str = ""
 
 
+class Check(Model):
+    """A learner check (Syringe addition): a command run on an endpoint whose output must match, or a
+    script in ``stageN/checks/`` that exits 0 when the learner got it right."""
+
+    name: Annotated[str, Field(pattern=ENDPOINT_NAME_PATTERN)]
+    description: str = Field(default="", description="What the learner reads next to the result.")
+    endpoint: Annotated[str, Field(pattern=ENDPOINT_NAME_PATTERN)]
+    command: str | None = Field(default=None, description="Run over SSH on the endpoint.")
+    expect: str | None = Field(default=None, description="A regular expression the command's output must match.")
+    script: str | None = Field(default=None, description="A python file in stageN/checks/, run by the checker.")
+
+
 class Stage(Model):
     description: str = ""
     guide_type: GuideType = "markdown"
     stage_video: str = ""
+    verify: list[Check] = Field(default_factory=list, description="Syringe addition: learner checks.")
 
 
 class Lesson(Model):

@@ -25,6 +25,7 @@ K8sObject = dict[str, Any]
 
 NAD_API_VERSION = "k8s.cni.cncf.io/v1"
 TOPOLOGY_FILE = ".syringe/topology.json"
+CHECKS_FILE = ".syringe/checks.json"
 FILES_PREFIX = "lesson-files"
 DEFAULT_RESOURCES = {"cpu": "250m", "memory": "256Mi"}
 
@@ -415,6 +416,9 @@ def build_plan(
 
     packed = dict(files or {})
     packed[TOPOLOGY_FILE] = json.dumps(wiring, indent=2, sort_keys=True).encode()
+    if any(stage_spec.verify for stage_spec in lesson.stages):
+        checks = {str(i): [c.model_dump(mode="json") for c in st.verify] for i, st in enumerate(lesson.stages)}
+        packed[CHECKS_FILE] = json.dumps(checks, indent=2, sort_keys=True).encode()
     chunks = pack_files(packed, FILES_PREFIX)
     config_maps = [
         {

@@ -6,13 +6,81 @@ from typing import Any
 
 from syringe.curriculum.models import Lesson
 from syringe.plan import labels
-from syringe.plan.builder import CREDENTIALS_SECRET, TOPOLOGY_FILE, K8sObject, Plan
+from syringe.plan.builder import CHECKS_FILE, CREDENTIALS_SECRET, TOPOLOGY_FILE, K8sObject, Plan
 from syringe.plan.quantity import format_mebibytes, format_millicores, mebibytes, millicores
 from syringe.plan.settings import PlanSettings
 
 PURPOSE = "syringe.io/purpose"
 STAGE_LABEL = "syringe.io/stage"
 CONFIGURATION = "configuration"
+VERIFICATION = "verification"
+CREDENTIALS_DIR = "/var/run/syringe/credentials"
+
+
+def host_variable(endpoint: str) -> str:
+    """The variable a checker finds an endpoint's address in: SYRINGE_HOST_<ENDPOINT>."""
+    return "SYRINGE_HOST_" + endpoint.upper().replace("-", "_")
+
+
+def verification_job(lesson: Lesson, plan: Plan, stage: int, run: str, settings: PlanSettings) -> K8sObject:
+    """The Job that runs a stage's learner checks (`syringe verify`) and reports each one's result in its
+    termination message."""
+    name = f"verify-s{stage}-{run}"
+    job_labels = {**plan.common_labels, PURPOSE: VERIFICATION, STAGE_LABEL: str(stage)}
+    endpoints = sorted({check.endpoint for check in lesson.stages[stage].verify})
+    env: list[dict[str, Any]] = [
+        {"name": "SYRINGE_LESSON_DIR", "value": settings.lesson_mount_path},
+        {"name": "SYRINGE_CHECKS", "value": f"{settings.lesson_mount_path}/{CHECKS_FILE}"},
+        {"name": "SYRINGE_CREDENTIALS_DIR", "value": CREDENTIALS_DIR},
+        {"name": "HOME", "value": "/tmp"},
+        *[{"name": host_variable(endpoint), "value": endpoint} for endpoint in endpoints],
+    ]
+    container = {
+        "name": "verify",
+        "image": settings.configurator_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["syringe", "verify", "--stage", str(stage), "--timeout", str(settings.job_timeout_seconds)],
+        "env": env,
+        "resources": {"requests": {"cpu": settings.job_cpu, "memory": settings.job_memory}},
+        "terminationMessagePolicy": "File",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "lesson-files", "mountPath": settings.lesson_mount_path, "readOnly": True},
+            {"name": "credentials", "mountPath": CREDENTIALS_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": plan.namespace, "labels": job_labels},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": settings.job_timeout_seconds,
+            "ttlSecondsAfterFinished": 3600,
+            "template": {
+                "metadata": {"labels": job_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "lesson-files", "projected": {"sources": plan.volume_sources}},
+                        {"name": "credentials", "secret": {"secretName": CREDENTIALS_SECRET, "defaultMode": 0o440}},
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
 
 
 def job_name(stage: int, endpoint: str, run: str) -> str:

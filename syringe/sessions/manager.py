@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -20,8 +21,8 @@ from syringe.curriculum import CurriculumTree
 from syringe.curriculum.files import read_lesson_files
 from syringe.errors import Busy, LimitReached, NotFound, RuntimeCheckFailed, RuntimeUnavailable, UnknownLesson
 from syringe.observability import metrics
-from syringe.plan import LiveLessonIdentity, PlanSettings, build_plan, labels, namespace_name
-from syringe.plan.jobs import CONFIGURATION, PURPOSE, configuration_jobs
+from syringe.plan import LiveLessonIdentity, Plan, PlanSettings, build_plan, labels, namespace_name
+from syringe.plan.jobs import CONFIGURATION, PURPOSE, configuration_jobs, verification_job
 from syringe.runtime.base import (
     EndpointObservation,
     JobObservation,
@@ -37,7 +38,7 @@ from syringe.runtime.base import (
 )
 from syringe.sessions import state
 from syringe.sessions.learners import Session, Sessions, token_hash
-from syringe.sessions.model import IN_PROGRESS, EndpointState, LiveLesson, Status
+from syringe.sessions.model import IN_PROGRESS, EndpointState, LiveLesson, Status, Verification
 from syringe.settings import LifecycleSettings
 
 log = logging.getLogger(__name__)
@@ -227,11 +228,7 @@ class LiveLessonManager:
         deadline = loop.time() + self.settings.launch_timeout
         try:
             if apply:
-                who = LiveLessonIdentity(
-                    id=ll.id, session=ll.session, created_at=ll.created_at, expires_at=ll.expires_at
-                )
-                files = await self._lesson_files(ll.lesson)
-                plan = build_plan(source.lesson, self.tree.images, ll.stage, who, self.plan_settings, files)
+                plan = await self._plan_for(ll)
                 plan.waves[0][0]["metadata"]["annotations"].update(self._session_annotations(ll.session))
                 try:
                     await self.runtime.apply(plan)
@@ -472,13 +469,18 @@ class LiveLessonManager:
             log.exception("live lesson %s: stage change failed", ll.id, extra=_context(ll))
             await self._fail(ll, f"changing to stage {ll.stage} failed: {exc}", "stage")
 
+    async def _plan_for(self, ll: LiveLesson) -> Plan:
+        """The live lesson's plan at its current stage (pure, so rebuilding it is cheap and always agrees)."""
+        who = LiveLessonIdentity(id=ll.id, session=ll.session, created_at=ll.created_at, expires_at=ll.expires_at)
+        files = await self._lesson_files(ll.lesson)
+        return build_plan(
+            self.tree.lessons[ll.lesson].lesson, self.tree.images, ll.stage, who, self.plan_settings, files
+        )
+
     async def _configure(self, ll: LiveLesson, deadline: float) -> None:
         """Run the current stage's configuration Jobs and wait for every one to succeed."""
         source = self.tree.lessons[ll.lesson]
-        who = LiveLessonIdentity(id=ll.id, session=ll.session, created_at=ll.created_at, expires_at=ll.expires_at)
-        plan = build_plan(
-            source.lesson, self.tree.images, ll.stage, who, self.plan_settings, await self._lesson_files(ll.lesson)
-        )
+        plan = await self._plan_for(ll)
         jobs = configuration_jobs(source.lesson, plan, ll.stage, secrets.token_hex(3), self.plan_settings)
         if not jobs:
             return
@@ -504,6 +506,48 @@ class LiveLessonManager:
                 raise LaunchFailed(f"stage {ll.stage}'s configuration did not finish in time", "timeout")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ll.changed.wait(), remaining)
+
+    # ------------------------------------------------------------------ learner checks
+    async def verify(self, livelesson_id: str, session: str | None = None) -> LiveLesson:
+        """Run the current stage's learner checks in a Job; results arrive in ``ll.verification``.
+        A failed check is a result for the learner: the live lesson stays READY."""
+        ll = self.get(livelesson_id, session)
+        if ll.status is not Status.READY:
+            raise Busy(f"live lesson {ll.id} is {ll.status.value}; checks run once it is READY")
+        if ll.verification is not None and ll.verification.status == "running":
+            return ll
+        lesson = self.tree.lessons[ll.lesson].lesson
+        if not lesson.stages[ll.stage].verify:
+            ll.verification = Verification(stage=ll.stage, job="", status="done")
+            self._notify(ll)
+            return ll
+        plan = await self._plan_for(ll)
+        job = verification_job(lesson, plan, ll.stage, secrets.token_hex(3), self.plan_settings)
+        ll.verification = Verification(stage=ll.stage, job=job["metadata"]["name"])
+        ll.jobs[ll.verification.job] = "running"
+        self._notify(ll)
+        await self.runtime.create([job])
+        return ll
+
+    def _verification_news(self, ll: LiveLesson, job: str) -> None:
+        """A verification Job finished: its pod's termination message holds the results as JSON."""
+        verification = ll.verification
+        if verification is None or verification.job != job or verification.status != "running":
+            return
+        state = ll.jobs.get(job)
+        message = ll.job_messages.get(job)
+        if message:
+            try:
+                report = json.loads(message)
+                verification.results = list(report["results"])
+                verification.status = "done"
+            except (ValueError, KeyError, TypeError):
+                verification.status, verification.error = "error", message[-500:]
+        elif state == "failed":
+            verification.status, verification.error = "error", "the checks could not run"
+        else:
+            return
+        self._notify(ll)
 
     # ------------------------------------------------------------------ sessions
     @property
@@ -633,7 +677,8 @@ class LiveLessonManager:
             return
         if isinstance(event, JobPodObservation):
             if event.message:
-                ll.job_messages[event.job] = event.message[-2000:]
+                ll.job_messages[event.job] = event.message[-4000:]
+                self._verification_news(ll, event.job)
                 self._notify(ll)
             return
         if event.name not in ll.jobs:
@@ -642,6 +687,7 @@ class LiveLessonManager:
             ll.jobs[event.name] = "failed"
         elif event.succeeded:
             ll.jobs[event.name] = "succeeded"
+        self._verification_news(ll, event.name)
         self._notify(ll)
 
     def _on_event(self, event: RuntimeEvent) -> None:

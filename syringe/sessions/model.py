@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from syringe.runtime.base import EndpointObservation
 
@@ -49,6 +50,17 @@ class EndpointState:
 
 
 @dataclass
+class Verification:
+    """The last run of a stage's learner checks."""
+
+    stage: int
+    job: str
+    status: str = "running"  # running, done, error
+    results: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
 class LiveLesson:
     id: str
     session: str
@@ -68,6 +80,7 @@ class LiveLesson:
     generation: int = 0  # of the state saved on the namespace: orders writes between replicas
     jobs: dict[str, str] = field(default_factory=dict)  # configuration Job -> running, succeeded, failed
     job_messages: dict[str, str] = field(default_factory=dict)  # configuration Job -> its failure's output
+    verification: Verification | None = None
 
     @property
     def healthy(self) -> int:

@@ -123,6 +123,19 @@ def failure_curriculum(root: Path) -> Path:
             "  presentations: [{name: cli, port: 22, type: ssh}]\n"
             "stages:\n- description: zero\n- description: one\n"
         )
+    checked = root / "lessons" / "checked-host"
+    (checked / "stage0" / "checks").mkdir(parents=True)
+    (checked / "stage0" / "guide.md").write_text("# checks\n")
+    (checked / "stage0" / "checks" / "ok.py").write_text("print('all good')\n")
+    (checked / "lesson.meta.yaml").write_text(
+        "name: checked\nslug: checked-host\ncategory: tools\nendpoints:\n"
+        "- name: host\n  image: utility\n  presentations: [{name: cli, port: 22, type: ssh}]\n"
+        "stages:\n- description: zero\n  verify:\n"
+        "  - {name: kernel, endpoint: host, command: uname -s, expect: '^Linux$', description: Runs Linux}\n"
+        "  - {name: your-file, endpoint: host, command: test -f /nonexistent/learner-file,"
+        " description: Create the file}\n"
+        "  - {name: script, endpoint: host, script: ok.py}\n"
+    )
     return root
 
 

@@ -245,3 +245,21 @@ async def test_a_failing_configurator_gives_error_with_its_output(lifecycle: Mak
     assert ll.error.startswith("endpoint host: configuring stage 0: ")
     assert "the device said no" in ll.error
     assert "host.py exited with status 4" in ll.error
+
+
+async def test_learner_checks_report_pass_and_fail_without_failing_the_lesson(lifecycle: Make) -> None:
+    manager = await lifecycle()
+    ll = await manager.launch("learner", "checked-host")
+    assert await settled(manager, ll) is Status.READY, ll.error
+    await manager.verify(ll.id, "learner")
+    changes = manager.listen()
+    async with asyncio.timeout(60):
+        while ll.verification is None or ll.verification.status == "running":
+            await changes.get()
+    assert ll.verification.status == "done", ll.verification.error
+    results = {r["name"]: r for r in ll.verification.results}
+    assert results["kernel"]["passed"] and results["kernel"]["message"] == "Runs Linux"
+    assert not results["your-file"]["passed"]
+    assert "exited with status 1" in results["your-file"]["message"]
+    assert results["script"] == {"name": "script", "description": "", "passed": True, "message": "all good"}
+    assert ll.status is Status.READY

@@ -319,10 +319,13 @@ class StandIn:
             command = pod.spec.containers[0].command or []
             message = ""
             if command[:1] == ["syringe"]:  # a configurator: run it for real, as a kubelet would
-                code, output = await run_job_pod(self.core, pod)
+                code, output, written = await run_job_pod(self.core, pod)
                 log.info("job pod %s/%s exited %d", pod.metadata.namespace, pod.metadata.name, code)
                 failed = code != 0
-                message = output[-MESSAGE_LIMIT:] if failed else ""  # terminationMessagePolicy FallbackToLogsOnError
+                # As a kubelet: the termination log's content, else (FallbackToLogsOnError) the output's tail.
+                policy = pod.spec.containers[0].termination_message_policy
+                fallback = output if failed and policy == "FallbackToLogsOnError" else ""
+                message = (written or fallback)[-MESSAGE_LIMIT:]
             else:
                 await asyncio.sleep(0.2)
                 failed = "job-fail" in image

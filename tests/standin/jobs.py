@@ -47,6 +47,10 @@ def prepare(core: client.CoreV1Api, pod: Any, workdir: Path) -> tuple[list[str],
         volume = volumes.get(mount.name)
         if volume is not None and volume.projected is not None:
             _materialize(core, namespace, volume, local)
+        if volume is not None and volume.secret is not None:
+            secret = core.read_namespaced_secret(volume.secret.secret_name, namespace)
+            for key, value in (secret.data or {}).items():
+                (local / key).write_bytes(base64.b64decode(value))
         mounts[mount.mount_path] = str(local)
     env = {"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     for variable in container.env or []:
@@ -61,16 +65,23 @@ def prepare(core: client.CoreV1Api, pod: Any, workdir: Path) -> tuple[list[str],
                 value = local + value[len(path) :]
                 break
         env[variable.name] = value
-    if "SYRINGE_TARGET_HOST" in env:
-        env["SYRINGE_TARGET_HOST"] = _service_address(core, namespace, env["SYRINGE_TARGET_HOST"])
+    for name in [n for n in env if n == "SYRINGE_TARGET_HOST" or n.startswith("SYRINGE_HOST_")]:
+        env[name] = _service_address(core, namespace, env[name])
+    # Where the container's termination message file would be; read back when the process ends.
+    env["SYRINGE_TERMINATION_LOG"] = str(workdir / "termination-log")
     command = list(container.command or []) + list(container.args or [])
     if command and command[0] == "syringe":
         command = [sys.executable, "-m", "syringe.cli", *command[1:]]
     return command, env
 
 
-async def run_job_pod(core: client.CoreV1Api, pod: Any, timeout: float = 600) -> tuple[int, str]:
-    """Runs the pod's container command as a local process; returns its exit code and output."""
+def _read_if_there(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+async def run_job_pod(core: client.CoreV1Api, pod: Any, timeout: float = 600) -> tuple[int, str, str]:
+    """Runs the pod's container command as a local process; returns its exit code, its output and what it
+    wrote to its termination log."""
     with tempfile.TemporaryDirectory(prefix="syringe-job-") as directory:
         command, env = await asyncio.to_thread(prepare, core, pod, Path(directory))
         process = await asyncio.create_subprocess_exec(
@@ -80,5 +91,6 @@ async def run_job_pod(core: client.CoreV1Api, pod: Any, timeout: float = 600) ->
             output, _ = await asyncio.wait_for(process.communicate(), timeout)
         except TimeoutError:
             process.kill()
-            return 137, "killed: the Job's deadline passed"
-        return process.returncode or 0, output.decode(errors="replace")
+            return 137, "killed: the Job's deadline passed", ""
+        written = await asyncio.to_thread(_read_if_there, Path(env["SYRINGE_TERMINATION_LOG"]))
+        return process.returncode or 0, output.decode(errors="replace"), written

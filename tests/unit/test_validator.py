@@ -199,3 +199,21 @@ def test_problems_serialise_to_json(tmp_path: Path) -> None:
         "field": "endpoints[1].presentations[1].port",
         "message": "port 0 is outside 1–65535",
     }
+
+
+@pytest.mark.parametrize(
+    ("check", "field", "message"),
+    [
+        ("{name: c, endpoint: nobody, command: 'true'}", "stages[0].verify[0].endpoint", "unknown endpoint 'nobody'"),
+        ("{name: c, endpoint: linux1, command: x, script: y.py}", "stages[0].verify[0]", "exactly one of command"),
+        ("{name: c, endpoint: linux1}", "stages[0].verify[0]", "exactly one of command"),
+        ("{name: c, endpoint: linux1, command: x, expect: '(['}", "stages[0].verify[0].expect", "invalid regular"),
+        ("{name: c, endpoint: linux1, script: gone.py}", "stages[0].verify[0].script", "missing check script"),
+    ],
+)
+def test_learner_check_problems(tmp_path: Path, check: str, field: str, message: str) -> None:
+    root = write_curriculum(tmp_path)
+    edit_lesson(root, "basics", "- description: only\n", f"- description: only\n  verify:\n  - {check}\n")
+    problems = load_curriculum(root).problems
+    assert any(p.field == field and message in p.message for p in problems), problems
+    assert all(p.field.startswith("stages[0].verify[0]") for p in problems), problems
