@@ -17,8 +17,11 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from datetime import UTC, datetime, timedelta
 
 from syringe.access.probes import ProbeFailed, Target, sweep
+from syringe.configure.base import base_configure
+from syringe.configure.target import ConfigureError
 from syringe.curriculum import CurriculumTree
 from syringe.curriculum.files import read_lesson_files
+from syringe.curriculum.models import Endpoint
 from syringe.errors import Busy, LimitReached, NotFound, RuntimeCheckFailed, RuntimeUnavailable, UnknownLesson
 from syringe.observability import metrics
 from syringe.plan import LiveLessonIdentity, Plan, PlanSettings, build_plan, labels, namespace_name
@@ -477,10 +480,38 @@ class LiveLessonManager:
             self.tree.lessons[ll.lesson].lesson, self.tree.images, ll.stage, who, self.plan_settings, files
         )
 
+    async def _base_configure(self, ll: LiveLesson, plan: Plan) -> None:
+        """Hostname and interface addresses on every Linux (container-image) endpoint with an SSH presentation,
+        all at once."""
+        lesson = self.tree.lessons[ll.lesson].lesson
+
+        async def one(endpoint: Endpoint) -> None:
+            image = self.tree.images.get(endpoint.image)
+            ssh = next((p for p in endpoint.presentations if p.type == "ssh"), None)
+            host = self._address(ll, ll.endpoints[endpoint.name])
+            if image is None or image.kind != "container" or ssh is None or host is None:
+                return
+            interfaces = [(i["name"], i["address"]) for i in plan.topology["endpoints"][endpoint.name]["interfaces"]]
+            try:
+                await base_configure(
+                    host,
+                    ssh.port,
+                    image.config_user or image.ssh_user,
+                    image.config_password or image.ssh_password,
+                    endpoint.name,
+                    interfaces,
+                    self.settings.probe_attempt_timeout * 6,
+                )
+            except ConfigureError as exc:
+                raise LaunchFailed(f"endpoint {endpoint.name}: base configuration: {exc}", "configuration") from exc
+
+        await asyncio.gather(*(one(endpoint) for endpoint in lesson.endpoints))
+
     async def _configure(self, ll: LiveLesson, deadline: float) -> None:
         """Run the current stage's configuration Jobs and wait for every one to succeed."""
         source = self.tree.lessons[ll.lesson]
         plan = await self._plan_for(ll)
+        await self._base_configure(ll, plan)
         jobs = configuration_jobs(source.lesson, plan, ll.stage, secrets.token_hex(3), self.plan_settings)
         if not jobs:
             return

@@ -263,3 +263,19 @@ async def test_learner_checks_report_pass_and_fail_without_failing_the_lesson(li
     assert "exited with status 1" in results["your-file"]["message"]
     assert results["script"] == {"name": "script", "description": "", "passed": True, "message": "all good"}
     assert ll.status is Status.READY
+
+
+async def test_base_configuration_sets_hostname_and_addresses(lifecycle: Make) -> None:
+    import asyncssh
+
+    manager = await lifecycle()
+    ll = await manager.launch("learner", "routing-triangle")
+    assert await settled(manager, ll) is Status.READY, ll.error
+    address = ll.endpoints["r1"].observation.pod_ip  # type: ignore[union-attr]
+    async with asyncssh.connect(address, 22, username="u", password="p", known_hosts=None) as conn:
+        hostname = (await conn.run("hostname", check=True)).stdout
+        addresses = (await conn.run("ip -br -4 address show", check=True)).stdout
+    assert str(hostname).strip() == "r1"
+    table = {line.split()[0].split("@")[0]: line.split()[2:] for line in str(addresses).splitlines()}
+    assert table["eth1"] == ["10.12.0.1/24"]  # r1 is side a of r1-r2
+    assert table["eth2"] == ["10.31.0.2/24"]  # and side b of r3-r1

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import ipaddress
+import json
 import logging
 import signal
 import sys
@@ -35,7 +36,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from tests.standin.jobs import MESSAGE_LIMIT, run_job_pod
-from tests.standin.servers import PodServers
+from tests.standin.servers import PodNamespace, PodServers
 
 log = logging.getLogger("standin")
 
@@ -276,8 +277,16 @@ class StandIn:
                 for c in pod.spec.containers
                 for p in c.ports or []
             ]
+            networks = json.loads((pod.metadata.annotations or {}).get("k8s.v1.cni.cncf.io/networks", "[]"))
+            namespace = PodNamespace(pod.spec.hostname or pod.metadata.name, [n["interface"] for n in networks])
             servers = PodServers(
-                address, pod.metadata.name, ports, self.host_key, mute="mute" in image, openssh="openssh" in image
+                address,
+                pod.metadata.name,
+                ports,
+                self.host_key,
+                mute="mute" in image,
+                openssh="openssh" in image,
+                namespace=None if "openssh" in image else namespace,
             )
             await servers.start()
         self.pods[pod.metadata.uid] = (address, servers)

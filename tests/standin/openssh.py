@@ -52,7 +52,7 @@ def ensure_openssh() -> Path:
     return sshd
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: end when the process that started sshd ends, however it ends."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

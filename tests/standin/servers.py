@@ -18,7 +18,7 @@ import asyncssh
 from aiohttp import web
 
 from tests.standin.netconf import Datastores, NetconfSession
-from tests.standin.openssh import OpenSSHServer
+from tests.standin.openssh import OpenSSHServer, die_with_parent
 
 SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
 STANDIN_BIN = str(Path(__file__).parent / "bin")  # the CLIs lesson images carry (vtysh)
@@ -51,7 +51,7 @@ def _take_terminal() -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
-async def _shell(process: asyncssh.SSHServerProcess[bytes], hostname: str) -> None:
+async def _shell(process: asyncssh.SSHServerProcess[bytes], hostname: str, enter: list[str]) -> None:
     env = {
         "PATH": f"{STANDIN_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "HOSTNAME": hostname,
@@ -60,7 +60,7 @@ async def _shell(process: asyncssh.SSHServerProcess[bytes], hostname: str) -> No
         "TERM": process.get_terminal_type() or "dumb",
     }
     if process.get_terminal_type() is None:
-        command = [SHELL, "-c", process.command] if process.command else [SHELL, "--norc", "-i"]
+        command = enter + ([SHELL, "-c", process.command] if process.command else [SHELL, "--norc", "-i"])
         proc = await asyncio.create_subprocess_exec(
             *command,
             stdin=asyncio.subprocess.PIPE,
@@ -71,7 +71,7 @@ async def _shell(process: asyncssh.SSHServerProcess[bytes], hostname: str) -> No
         )
         await _pipe_until_exit(process, proc)
         return
-    await _pty_shell(process, env)
+    await _pty_shell(process, env, enter)
 
 
 async def _pipe_until_exit(process: asyncssh.SSHServerProcess[bytes], proc: asyncio.subprocess.Process) -> None:
@@ -101,12 +101,12 @@ def _hang_up(pid: int) -> None:
         os.killpg(pid, signal.SIGHUP)
 
 
-async def _pty_shell(process: asyncssh.SSHServerProcess[bytes], env: dict[str, str]) -> None:
+async def _pty_shell(process: asyncssh.SSHServerProcess[bytes], env: dict[str, str], enter: list[str]) -> None:
     """A shell on a real PTY: what a login gives, with window-size changes passed on."""
     columns, rows, _, _ = process.get_terminal_size()
     master, slave = os.openpty()
     _set_window(slave, columns or 80, rows or 24)
-    command = [SHELL, "-c", process.command] if process.command else [SHELL, "--norc", "-i"]
+    command = enter + ([SHELL, "-c", process.command] if process.command else [SHELL, "--norc", "-i"])
     proc = await asyncio.create_subprocess_exec(
         *command,
         stdin=slave,
@@ -218,6 +218,41 @@ def _http_app(hostname: str, port: int) -> web.Application:
 
 
 @dataclass
+class PodNamespace:
+    """A pod's own UTS and network namespaces, held open by a sleeping process: its shells see the pod's
+    hostname and the data interfaces Multus would have given it (veth links, addresses left to the lesson)."""
+
+    hostname: str
+    interfaces: list[str]
+    holder: asyncio.subprocess.Process | None = None
+
+    @property
+    def enter(self) -> list[str]:
+        assert self.holder is not None
+        return ["nsenter", "-t", str(self.holder.pid), "-u", "-n", "--"]
+
+    async def start(self) -> None:
+        self.holder = await asyncio.create_subprocess_exec(
+            "unshare", "--uts", "--net", "sleep", "infinity", preexec_fn=die_with_parent
+        )
+        setup = [f"hostname {self.hostname}", "ip link set lo up"]
+        for index, name in enumerate(self.interfaces):
+            setup += [f"ip link add {name} type veth peer name peer{index}", f"ip link set {name} up"]
+        for _ in range(50):  # until unshare has made the namespaces and exec'd sleep
+            if os.readlink(f"/proc/{self.holder.pid}/ns/net") != os.readlink("/proc/self/ns/net"):
+                break
+            await asyncio.sleep(0.01)
+        done = await asyncio.create_subprocess_exec(*self.enter, SHELL, "-ec", "; ".join(setup))
+        if await done.wait() != 0:
+            raise OSError(f"setting up the pod's namespaces failed: {setup}")
+
+    async def stop(self) -> None:
+        if self.holder is not None and self.holder.returncode is None:
+            self.holder.kill()
+            await self.holder.wait()
+
+
+@dataclass
 class PodServers:
     """Everything one pod listens on. Port kinds come from the container port names (ssh-22, http-8080)."""
 
@@ -230,9 +265,13 @@ class PodServers:
     netconf_capabilities: list[str] | None = None  # None: base 1.0 and 1.1, candidate
     mute: bool = False  # accept connections and never answer: a hung endpoint
     openssh: bool = False  # serve ssh-* ports with Debian's sshd instead of asyncssh
+    namespace: PodNamespace | None = None  # the pod's own hostname and interfaces, for its shells
     _closers: list[Any] = field(default_factory=list)
 
     async def start(self) -> None:
+        if self.namespace is not None:
+            await self.namespace.start()
+            self._closers.append(self.namespace.stop)
         for name, port in self.ports:
             kind = "mute" if self.mute else name.split("-", 1)[0]
             if kind == "mute":
@@ -275,6 +314,7 @@ class PodServers:
 
     async def _ssh(self, port: int, netconf: bool) -> None:
         store, hostname = self.store, self.hostname
+        enter = self.namespace.enter if self.namespace is not None else []
 
         async def handle(process: asyncssh.SSHServerProcess[Any]) -> None:
             if process.subsystem == "netconf":
@@ -283,7 +323,7 @@ class PodServers:
                 process.stderr.write("this port serves the netconf subsystem only\n")
                 process.exit(1)
             else:
-                await _shell(process, hostname)
+                await _shell(process, hostname, enter)
 
         server = await asyncssh.listen(
             self.address,
