@@ -225,6 +225,15 @@ class PodNamespace:
     hostname: str
     interfaces: list[str]
     holder: asyncio.subprocess.Process | None = None
+    _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def entered(self) -> list[str]:
+        """The command prefix that enters the namespaces, made on first use: a pod nobody logs into costs
+        nothing, so pods still start at once."""
+        async with self._starting:
+            if self.holder is None:
+                await self.start()
+        return self.enter
 
     @property
     def enter(self) -> list[str]:
@@ -270,7 +279,6 @@ class PodServers:
 
     async def start(self) -> None:
         if self.namespace is not None:
-            await self.namespace.start()
             self._closers.append(self.namespace.stop)
         for name, port in self.ports:
             kind = "mute" if self.mute else name.split("-", 1)[0]
@@ -313,8 +321,7 @@ class PodServers:
         writer.close()
 
     async def _ssh(self, port: int, netconf: bool) -> None:
-        store, hostname = self.store, self.hostname
-        enter = self.namespace.enter if self.namespace is not None else []
+        store, hostname, namespace = self.store, self.hostname, self.namespace
 
         async def handle(process: asyncssh.SSHServerProcess[Any]) -> None:
             if process.subsystem == "netconf":
@@ -323,7 +330,7 @@ class PodServers:
                 process.stderr.write("this port serves the netconf subsystem only\n")
                 process.exit(1)
             else:
-                await _shell(process, hostname, enter)
+                await _shell(process, hostname, await namespace.entered() if namespace is not None else [])
 
         server = await asyncssh.listen(
             self.address,
