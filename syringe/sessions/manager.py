@@ -749,7 +749,9 @@ class LiveLessonManager:
         ll.endpoints[event.endpoint].observation = event
         if ll.status is Status.READY and not ll.deleting and (event.fatal or event.phase in ("Deleted", "Failed")):
             reason = f"endpoint {event.endpoint}: pod {event.phase.lower()}: {event.reason or ''} {event.message or ''}"
-            asyncio.get_running_loop().create_task(self._fail(ll, reason.strip(), event.reason or "pod-lost"))
+            failing = asyncio.get_running_loop().create_task(self._fail(ll, reason.strip(), event.reason or "pod-lost"))
+            self._cleanups.add(failing)  # held, so the task is not collected before it runs
+            failing.add_done_callback(self._cleanups.discard)
         self._notify(ll)
 
     # ------------------------------------------------------------------ recovery
