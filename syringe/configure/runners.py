@@ -12,7 +12,7 @@ from pathlib import Path
 
 from syringe.access.netconf import BASE_NS, NetconfError, NetconfSession, parse_xml
 from syringe.configure.target import ENV_ENDPOINT, ENV_STAGE, ConfigTarget, ConfigureError
-from syringe.curriculum.models import NAPALM_DRIVERS, config_file_names
+from syringe.curriculum.models import NAPALM_DRIVERS, config_file_names, napalm_driver
 
 CANDIDATE = "urn:ietf:params:netconf:capability:candidate:1.0"
 
@@ -71,9 +71,9 @@ def run_ansible(target: ConfigTarget, timeout: float) -> None:
 def napalm_command(target: ConfigTarget, mode: str) -> tuple[str, Path]:
     """The driver and file for ``<endpoint>-<driver>.txt``."""
     path = _config_file(target, "napalm")
-    driver = path.name[len(target.endpoint) + 1 : -len(".txt")]
-    if driver not in NAPALM_DRIVERS:
-        raise ConfigureError(f"unknown NAPALM driver '{driver}' in {path.name}")
+    driver = napalm_driver(target.endpoint, path.name)
+    if driver is None:
+        raise ConfigureError(f"{path.name} names no NAPALM driver of {', '.join(NAPALM_DRIVERS)}")
     if mode not in ("merge", "replace"):
         raise ConfigureError(f"NAPALM mode must be merge or replace, not {mode!r}")
     return driver, path
