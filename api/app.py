@@ -20,7 +20,7 @@ from syringe import __version__
 from syringe.access.terminal import TerminalSlots
 from syringe.catalog import Catalog
 from syringe.curriculum import CurriculumTree, load_curriculum
-from syringe.errors import RuntimeCheckFailed, RuntimeUnavailable, SyringeError
+from syringe.errors import NoCluster, RuntimeCheckFailed, RuntimeUnavailable, SyringeError
 from syringe.observability.metrics import REGISTRY, StateCollector
 from syringe.runtime.select import runtime_from_settings
 from syringe.sessions import LiveLessonManager
@@ -52,6 +52,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The catalog still serves; live-lesson calls answer 503 with this reason.
         log.error("live lessons unavailable: %s", exc)
         app.state.runtime_problem = str(exc)
+        app.state.catalog_only = isinstance(exc, NoCluster)
         if manager is not None:
             await manager.runtime.close()
             manager = None
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = Sessions(settings.lifecycle.session_ttl_seconds)
     app.state.manager = None
     app.state.runtime_problem = None
+    app.state.catalog_only = False
     app.state.views = ViewCache(settings.access)
     app.state.terminal_slots = TerminalSlots(settings.access.terminals_per_livelesson)
     problems.install(app)

@@ -11,6 +11,10 @@ class RuntimeUnavailable(SyringeError):
     """The runtime (the Kubernetes API server, or local QEMU) cannot be reached or used."""
 
 
+class NoCluster(RuntimeUnavailable):
+    """No cluster is configured: Syringe serves the catalog only (until the local runtime lands)."""
+
+
 class RuntimeCheckFailed(SyringeError):
     """A start-up check failed; the message says what to fix."""
 

@@ -24,7 +24,7 @@ async def readyz(request: Request) -> Health:
     start-up checks. Without a cluster configured, only the catalog is served, and that is ready."""
     manager = request.app.state.manager
     problem = request.app.state.runtime_problem
-    if problem is not None:
+    if problem is not None and not request.app.state.catalog_only:
         raise ProblemError(503, f"not ready: {problem}", "not-ready")
     if manager is not None and not getattr(manager.runtime, "connected", True):
         raise ProblemError(503, "not ready: the Kubernetes API server is unreachable", "not-ready")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from syringe.errors import RuntimeUnavailable
+from syringe.errors import NoCluster, RuntimeUnavailable
 from syringe.runtime.kubernetes import KubernetesRuntime, api_client_from
 from syringe.settings import Settings
 
@@ -17,7 +17,7 @@ def kubeconfig_path(settings: Settings) -> str | None:
 def runtime_from_settings(settings: Settings) -> KubernetesRuntime:
     path = kubeconfig_path(settings)
     if path is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
-        raise RuntimeUnavailable(
+        raise NoCluster(
             "no Kubernetes cluster configured: set SYRINGE_KUBECONFIG (or KUBECONFIG), or run Syringe in a pod"
         )
     threads = settings.lifecycle.api_threads

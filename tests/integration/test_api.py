@@ -297,3 +297,12 @@ async def test_metrics_and_json_logs(standin: StandInProcess, instance: str, cur
     assert any("ImagePull" in r["message"] for r in mine)
     assert created["token"] not in log
     assert "antidotepassword" not in log
+
+
+async def test_catalog_only_without_a_cluster_is_ready(curriculum: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KUBECONFIG", "SYRINGE_KUBECONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    app = create_app(Settings(curriculum=curriculum))
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://s") as http:
+        assert (await http.get("/readyz")).json()["status"] == "ready"
