@@ -17,6 +17,53 @@ VERIFICATION = "verification"
 CREDENTIALS_DIR = "/var/run/syringe/credentials"
 
 
+# A configurator or checker needs no privilege; it writes only to its own /tmp.
+CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def _job(
+    name: str,
+    plan: Plan,
+    job_labels: dict[str, str],
+    container: dict[str, Any],
+    volumes: list[dict[str, Any]],
+    backoff_limit: int,
+    settings: PlanSettings,
+) -> K8sObject:
+    """A Job of the live lesson: one pod, never restarted, no service account, a deadline."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": plan.namespace, "labels": job_labels},
+        "spec": {
+            "backoffLimit": backoff_limit,
+            "activeDeadlineSeconds": settings.job_timeout_seconds,
+            "ttlSecondsAfterFinished": 3600,
+            "template": {
+                "metadata": {"labels": job_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "lesson-files", "projected": {"sources": plan.volume_sources}},
+                        *volumes,
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
+
+
 def host_variable(endpoint: str) -> str:
     """The variable a checker finds an endpoint's address in: SYRINGE_HOST_<ENDPOINT>."""
     return "SYRINGE_HOST_" + endpoint.upper().replace("-", "_")
@@ -43,44 +90,15 @@ def verification_job(lesson: Lesson, plan: Plan, stage: int, run: str, settings:
         "env": env,
         "resources": {"requests": {"cpu": settings.job_cpu, "memory": settings.job_memory}},
         "terminationMessagePolicy": "File",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": 10001,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": CONTAINER_SECURITY,
         "volumeMounts": [
             {"name": "lesson-files", "mountPath": settings.lesson_mount_path, "readOnly": True},
             {"name": "credentials", "mountPath": CREDENTIALS_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "namespace": plan.namespace, "labels": job_labels},
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": settings.job_timeout_seconds,
-            "ttlSecondsAfterFinished": 3600,
-            "template": {
-                "metadata": {"labels": job_labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "lesson-files", "projected": {"sources": plan.volume_sources}},
-                        {"name": "credentials", "secret": {"secretName": CREDENTIALS_SECRET, "defaultMode": 0o440}},
-                        {"name": "tmp", "emptyDir": {}},
-                    ],
-                },
-            },
-        },
-    }
+    credentials = {"name": "credentials", "secret": {"secretName": CREDENTIALS_SECRET, "defaultMode": 0o440}}
+    return _job(name, plan, job_labels, container, [credentials], 0, settings)
 
 
 def job_name(stage: int, endpoint: str, run: str) -> str:
@@ -155,42 +173,11 @@ def configuration_jobs(lesson: Lesson, plan: Plan, stage: int, run: str, setting
             },
             # The tail of a failure's output reaches the Job's pod status, where Syringe reads it.
             "terminationMessagePolicy": "FallbackToLogsOnError",
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "runAsNonRoot": True,
-                "runAsUser": 10001,
-                "capabilities": {"drop": ["ALL"]},
-            },
+            "securityContext": CONTAINER_SECURITY,
             "volumeMounts": [
                 {"name": "lesson-files", "mountPath": settings.lesson_mount_path, "readOnly": True},
                 {"name": "tmp", "mountPath": "/tmp"},
             ],
         }
-        jobs.append(
-            {
-                "apiVersion": "batch/v1",
-                "kind": "Job",
-                "metadata": {"name": name, "namespace": plan.namespace, "labels": job_labels},
-                "spec": {
-                    "backoffLimit": settings.job_backoff_limit,
-                    "activeDeadlineSeconds": settings.job_timeout_seconds,
-                    "ttlSecondsAfterFinished": 3600,
-                    "template": {
-                        "metadata": {"labels": job_labels},
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "automountServiceAccountToken": False,
-                            "enableServiceLinks": False,
-                            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                            "containers": [container],
-                            "volumes": [
-                                {"name": "lesson-files", "projected": {"sources": plan.volume_sources}},
-                                {"name": "tmp", "emptyDir": {}},
-                            ],
-                        },
-                    },
-                },
-            }
-        )
+        jobs.append(_job(name, plan, job_labels, container, [], settings.job_backoff_limit, settings))
     return jobs
