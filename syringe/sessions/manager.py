@@ -61,6 +61,9 @@ def _context(ll: LiveLesson) -> dict[str, str]:
     return {"livelesson": ll.id, "session": ll.session, "lesson": ll.lesson}
 
 
+UNKNOWN_TOKEN_SECONDS = 10.0
+
+
 def _record(session: Session) -> SessionRecord:
     return SessionRecord(session.id, session.token_hash, session.created_at, session.expires_at, session.persistent)
 
@@ -96,6 +99,7 @@ class LiveLessonManager:
         self.identity = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.is_leader = False
         self.gc_runs = 0
+        self._unknown_tokens: dict[str, float] = {}  # token hash -> loop time until which it is known unknown
 
     # ------------------------------------------------------------------ start and stop
     async def start(self, check: bool = True) -> None:
@@ -599,8 +603,17 @@ class LiveLessonManager:
         found = self.sessions.authenticate(token, now)
         if found is not None or self._shared is None:
             return found
-        record = await self._shared.find_session(token_hash(token))
+        # A wrong token must not cost the API server a call per request: misses are remembered briefly
+        # (a real new session arrives by watch well within that time).
+        digest = token_hash(token)
+        loop_time = asyncio.get_running_loop().time()
+        if self._unknown_tokens.get(digest, 0.0) > loop_time:
+            return None
+        record = await self._shared.find_session(digest)
         if record is None:
+            if len(self._unknown_tokens) >= 10_000:
+                self._unknown_tokens.clear()
+            self._unknown_tokens[digest] = loop_time + UNKNOWN_TOKEN_SECONDS
             return None
         self._on_session(record)
         return self.sessions.authenticate(token, now)

@@ -229,6 +229,12 @@ async def test_admin_and_status_reads_cost_no_api_calls(app_client: tuple[httpx.
     await follow_in_process(app, f"/api/v1/livelessons/{livelesson}/events", learner, lambda e: True)
     stats = (await http.get("/api/v1/admin/stats", headers=admin)).json()
     assert stats["kubernetesCalls"] == before
+    for _ in range(50):  # a wrong token is looked up once, then remembered as unknown
+        assert (
+            await http.get(f"/api/v1/livelessons/{livelesson}", headers={"Authorization": "Bearer x"})
+        ).status_code == 401
+    after = (await http.get("/api/v1/admin/stats", headers=admin)).json()["kubernetesCalls"]
+    assert sum(after.values()) - sum(before.values()) == 1
     assert stats["byStatus"] == {"READY": 1}
 
     sessions = (await http.get("/api/v1/admin/sessions", headers=admin)).json()
