@@ -224,29 +224,29 @@ class LiveLessonManager:
             self._files[slug] = files
         return files
 
-    def _drive_in_background(self, ll: LiveLesson, apply: bool = True) -> None:
-        task = asyncio.create_task(self._drive(ll, apply), name=f"drive-{ll.id}")
+    def _drive_in_background(self, ll: LiveLesson) -> None:
+        task = asyncio.create_task(self._drive(ll), name=f"drive-{ll.id}")
         self._drives[ll.id] = task
         task.add_done_callback(lambda _: self._drives.pop(ll.id, None))
 
-    async def _drive(self, ll: LiveLesson, apply: bool) -> None:
+    async def _drive(self, ll: LiveLesson) -> None:
+        """Apply the plan (again, after a restart: applying is idempotent), then on to READY."""
         source = self.tree.lessons[ll.lesson]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.launch_timeout
         try:
-            if apply:
-                plan = await self._plan_for(ll)
-                plan.waves[0][0]["metadata"]["annotations"].update(self._session_annotations(ll.session))
-                try:
-                    await self.runtime.apply(plan)
-                except RuntimeUnavailable as exc:
-                    await self._fail(ll, f"creating the lesson's objects: {exc}", "apply", cleanup=True)
-                    return
-                self._pass_through(ll, Status.BOOTING)
+            plan = await self._plan_for(ll)
+            plan.waves[0][0]["metadata"]["annotations"].update(self._session_annotations(ll.session))
+            try:
+                await self.runtime.apply(plan)
+            except RuntimeUnavailable as exc:
+                await self._fail(ll, f"creating the lesson's objects: {exc}", "apply", cleanup=True)
+                return
+            self._pass_through(ll, Status.BOOTING)
             await self._wait_for_pods(ll, deadline)
             await self._probe(ll, deadline)
             self._pass_through(ll, Status.CONFIGURATION)
-            await self._configure(ll, deadline)
+            await self._configure(ll, deadline, plan)
             if source.lesson.ready_delay:
                 await asyncio.sleep(source.lesson.ready_delay)
             await self._set_status(ll, Status.READY)
@@ -511,10 +511,10 @@ class LiveLessonManager:
 
         await asyncio.gather(*(one(endpoint) for endpoint in lesson.endpoints))
 
-    async def _configure(self, ll: LiveLesson, deadline: float) -> None:
-        """Run the current stage's configuration Jobs and wait for every one to succeed."""
+    async def _configure(self, ll: LiveLesson, deadline: float, plan: Plan | None = None) -> None:
+        """Base configuration, then the current stage's configuration Jobs, waiting for every one to succeed."""
         source = self.tree.lessons[ll.lesson]
-        plan = await self._plan_for(ll)
+        plan = plan or await self._plan_for(ll)
         await self._base_configure(ll, plan)
         jobs = configuration_jobs(source.lesson, plan, ll.stage, secrets.token_hex(3), self.plan_settings)
         if not jobs:
@@ -818,7 +818,7 @@ class LiveLessonManager:
                 endpoint.reachable = set(endpoint.ports) if endpoint.running else set()
         self._track(ll)
         if drive and ll.status in IN_PROGRESS:
-            self._drive_in_background(ll, apply=True)
+            self._drive_in_background(ll)
 
     # ------------------------------------------------------------------ expiry
     def expired(self) -> list[LiveLesson]:
