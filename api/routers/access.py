@@ -88,6 +88,8 @@ async def _bridge(websocket: WebSocket, shell: TerminalSession, idle_timeout: fl
                 message = await asyncio.wait_for(websocket.receive(), idle_timeout)
             except TimeoutError:
                 return "idle"
+            except (WebSocketDisconnect, RuntimeError):
+                return "browser closed"
             if message["type"] == "websocket.disconnect":
                 return "browser closed"
             if message.get("bytes") is not None:
@@ -97,7 +99,11 @@ async def _bridge(websocket: WebSocket, shell: TerminalSession, idle_timeout: fl
 
     async def to_browser() -> str:
         while data := await shell.read():
-            await websocket.send_bytes(data)
+            try:
+                await websocket.send_bytes(data)
+            except (WebSocketDisconnect, RuntimeError):
+                # The browser went away mid-frame; that is a normal end, not an error.
+                return "browser closed"
         return "ended"
 
     tasks = {asyncio.create_task(to_shell()), asyncio.create_task(to_browser())}
