@@ -43,7 +43,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     manager = None
     try:
-        runtime = runtime_from_settings(settings)
+        runtime = runtime_from_settings(settings, app.state.catalog.tree)
         manager = LiveLessonManager(
             app.state.catalog.tree, runtime, settings.plan, settings.lifecycle, sessions=app.state.sessions
         )

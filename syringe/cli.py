@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -106,23 +105,25 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _runtime_problems(settings: Settings) -> list[str]:
-    """The start-up checks, before serving. No cluster configured is not a problem: the catalog still serves."""
+def _runtime_problems(settings: Settings, tree: CurriculumTree) -> list[str]:
+    """The start-up checks, before serving. No cluster and no local VMs is not a problem: the catalog serves."""
     import asyncio
 
     from syringe.errors import RuntimeUnavailable
-    from syringe.runtime.select import kubeconfig_path, runtime_from_settings
+    from syringe.runtime.select import cluster_configured, runtime_from_settings
 
-    if kubeconfig_path(settings) is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
-        print("no cluster configured: serving the catalog; live lessons answer 503", file=sys.stderr)
+    if not cluster_configured(settings) and not settings.local.enabled:
+        print("no cluster configured and local VMs disabled: serving the catalog; live lessons answer 503",
+              file=sys.stderr)  # fmt: skip
         return []
 
     async def check() -> list[str]:
-        runtime = runtime_from_settings(settings)
+        runtime = runtime_from_settings(settings, tree)
         try:
             return await runtime.check()
         finally:
-            await runtime.close()
+            if cluster_configured(settings):
+                await runtime.close()
 
     try:
         return asyncio.run(check())
@@ -143,11 +144,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _print_problems(refused.tree)
         print("refusing to serve a curriculum with problems", file=sys.stderr)
         return 1
-    problems = _runtime_problems(settings)
+    problems = _runtime_problems(settings, app.state.catalog.tree)
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
-        print("refusing to serve: the cluster is not ready for live lessons", file=sys.stderr)
+        print("refusing to serve: live lessons cannot run here", file=sys.stderr)
         return 1
     from syringe.observability.logs import configure
 
@@ -213,6 +214,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_image_build(args: argparse.Namespace) -> int:
+    """Build an image the local runtime boots (today: the tiny Linux VM) into the cache."""
+    from syringe.runtime.local.tinylinux import ImageBuildError, timed_build
+
+    try:
+        image, seconds = timed_build(Path(args.cache) if args.cache else None, args.force)
+    except ImageBuildError as exc:
+        print(f"error: building {args.name}: {exc}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        size = (image.kernel.stat().st_size + image.initrd.stat().st_size) / 2**20
+        print(f"{args.name}: {image.kernel} and {image.initrd} ({size:.1f} MiB) in {seconds:.1f}s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syringe", description="Lesson orchestration for hands-on network labs.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -264,6 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     configure.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole configuration")
     configure.add_argument("--napalm-mode", choices=["merge", "replace"], default="merge")
     configure.set_defaults(func=cmd_configure)
+    image = commands.add_parser("image", help="images of the local runtime")
+    image_commands = image.add_subparsers(dest="image_command", required=True)
+    build = image_commands.add_parser("build", help="build an image into the cache (quick when it is there)")
+    build.add_argument("name", choices=["tiny-linux"], help="tiny-linux: the VM standing in for Linux containers")
+    build.add_argument("--cache", help="cache directory (default: $SYRINGE_CACHE_DIR, /var/cache/syringe as root, "
+                       "else ~/.cache/syringe)")  # fmt: skip
+    build.add_argument("--force", action="store_true", help="build again even when cached")
+    build.add_argument("--quiet", action="store_true", help="print nothing on success")
+    build.set_defaults(func=cmd_image_build)
     verify = commands.add_parser("verify", help="run a stage's learner checks (verification Jobs)")
     verify.add_argument("--stage", type=int, required=True)
     verify.add_argument("--timeout", type=float, default=60.0, help="seconds per check")

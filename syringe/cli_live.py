@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from datetime import UTC, datetime
 
 from syringe.curriculum import CurriculumTree
 from syringe.errors import SyringeError
 from syringe.plan import labels, namespace_name
+from syringe.runtime.local.runtime import LocalRuntime
 from syringe.runtime.select import runtime_from_settings
 from syringe.sessions import LiveLesson, LiveLessonManager, Status
 from syringe.settings import Settings
@@ -42,7 +44,7 @@ def access_lines(ll: LiveLesson, manager: LiveLessonManager) -> list[str]:
 
 
 async def _up(settings: Settings, tree: CurriculumTree, lesson: str, stage: int) -> int:
-    runtime = runtime_from_settings(settings)
+    runtime = runtime_from_settings(settings, tree)
     manager = LiveLessonManager(tree, runtime, settings.plan, settings.lifecycle)
     try:
         await manager.start()
@@ -68,11 +70,23 @@ async def _up(settings: Settings, tree: CurriculumTree, lesson: str, stage: int)
             return 1
         print(f"READY: {ll.healthy}/{ll.total} endpoints reachable. Reach them with:")
         print("\n".join(access_lines(ll, manager)))
+        if isinstance(runtime, LocalRuntime):
+            print("the VMs run on this machine for as long as this command does: Ctrl-C stops them")
+            await _until_interrupted()
+            return 0
         print(f"expires {ll.expires_at.isoformat(timespec='seconds')}; remove it with: syringe down {ll.id}")
         return 0
     finally:
         await manager.stop()
         await runtime.close()
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
 
 
 async def _ls(settings: Settings) -> int:

@@ -58,6 +58,26 @@ class AccessSettings(BaseModel):
     )
 
 
+class LocalSettings(BaseModel):
+    """The local runtime: live lessons as QEMU VMs on this machine, when no cluster is configured."""
+
+    enabled: bool = Field(
+        default=True, description="With no cluster configured, run live lessons as local VMs (false: catalog only)."
+    )
+    accel: Literal["auto", "kvm", "tcg"] = Field(
+        default="auto", description="QEMU accelerator: auto uses KVM where the CPU really has it, else TCG."
+    )
+    qemu_binary: str = "qemu-system-x86_64"
+    boot_timeout: float = Field(default=120.0, gt=0, description="Seconds a VM may take to print its ready line.")
+    state_dir: Path | None = Field(
+        default=None, description="Consoles, overlays and lesson shares (default /tmp/syringe-local-<uid>/<instance>)."
+    )
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Where the tiny Linux VM is built (default /var/cache/syringe as root, else ~/.cache/syringe).",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SYRINGE_", env_nested_delimiter="__", extra="ignore")
 
@@ -72,3 +92,4 @@ class Settings(BaseSettings):
     plan: PlanSettings = Field(default_factory=PlanSettings)
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
+    local: LocalSettings = Field(default_factory=LocalSettings)

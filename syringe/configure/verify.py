@@ -17,7 +17,7 @@ from typing import Any
 
 from syringe.access.ssh import LoginFailed, login
 from syringe.configure.target import ConfigureError
-from syringe.plan.jobs import host_variable
+from syringe.plan.jobs import host_variable, parse_ports, ports_variable
 
 TERMINATION_LOG = "/dev/termination-log"
 MESSAGE_LIMIT = 4000  # Kubernetes keeps 4096 bytes of a termination message
@@ -35,10 +35,14 @@ def _host(endpoint: str) -> str:
     return os.environ.get(host_variable(endpoint), endpoint)
 
 
+def _port(endpoint: str, served: int) -> int:
+    return parse_ports(os.environ.get(ports_variable(endpoint), "")).get(served, served)
+
+
 async def _command_check(check: dict[str, Any], timeout: float) -> tuple[bool, str]:
     user, password = _credentials(check["endpoint"])
     try:
-        connection = await login(_host(check["endpoint"]), 22, user, password, timeout)
+        connection = await login(_host(check["endpoint"]), _port(check["endpoint"], 22), user, password, timeout)
     except LoginFailed as exc:
         return False, f"could not reach {check['endpoint']}: {exc}"
     async with connection:
@@ -59,7 +63,7 @@ def _script_check(check: dict[str, Any], stage: int, timeout: float) -> tuple[bo
     env = {
         **os.environ,
         "SYRINGE_TARGET_HOST": _host(check["endpoint"]),
-        "SYRINGE_TARGET_PORT": "22",
+        "SYRINGE_TARGET_PORT": str(_port(check["endpoint"], 22)),
         "SYRINGE_TARGET_USER": user,
         "SYRINGE_TARGET_PASSWORD": password,
         "SYRINGE_STAGE": str(stage),

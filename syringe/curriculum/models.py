@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -27,6 +27,7 @@ ConfigurationType = Literal["python", "ansible", "napalm", "netconf"]
 GuideType = Literal["markdown", "jupyter"]
 Flavor = Literal["trusted", "untrusted", "legacy"]
 ImageKind = Literal["container", "vm"]
+LocalKind = Literal["tiny-linux", "disk", "kernel"]
 Tier = Literal["prod", "ptr", "local"]
 Category = Literal["fundamentals", "tools", "workflows"]
 CollectionType = Literal["vendor", "community", "consultancy"]
@@ -83,6 +84,30 @@ class VirtualMachine(Model):
     disk: NonEmpty = Field(description="The VM disk inside the wrapper image (or its URL).")
 
 
+class LocalRun(Model):
+    """How the local runtime (a machine with no cluster) runs the image as a QEMU VM. Syringe addition."""
+
+    kind: LocalKind = Field(
+        description="tiny-linux: Syringe's tiny Linux VM stands in (for Linux container images); disk: boot a "
+        "qcow2 disk through an overlay, so a restart resets it; kernel: boot a kernel and an initrd."
+    )
+    disk: str = Field(default="", description="kind disk: the qcow2 image, absolute or relative to the image's "
+                      "directory.")  # fmt: skip
+    kernel: str = Field(default="", description="kind kernel: the kernel, absolute or relative.")
+    initrd: str = Field(default="", description="kind kernel: the initrd, absolute or relative.")
+    append: str = Field(default="", description="kind kernel: extra kernel command-line parameters.")
+    memory: Quantity = Field(default="128Mi", description="Guest memory.")
+    cpus: Annotated[int, Field(ge=1, le=64)] = 1
+
+    @model_validator(mode="after")
+    def _needs_its_files(self) -> LocalRun:
+        if self.kind == "disk" and not self.disk:
+            raise ValueError("local kind disk needs disk: the qcow2 image to boot")
+        if self.kind == "kernel" and not (self.kernel and self.initrd):
+            raise ValueError("local kind kernel needs kernel: and initrd:")
+        return self
+
+
 class Image(Model):
     """``images/<slug>/image.meta.yaml``."""
 
@@ -98,6 +123,9 @@ class Image(Model):
     config_password: str = ""
     resources: Resources | None = Field(default=None, description="Syringe addition: pod requests.")
     vm: VirtualMachine | None = Field(default=None, description="Syringe addition: required for kind vm.")
+    local: LocalRun | None = Field(
+        default=None, description="Syringe addition: how to run the image with no cluster; without it, it cannot."
+    )
 
 
 class Presentation(Model):

@@ -38,6 +38,7 @@ class Plan:
     common_labels: dict[str, str] = field(default_factory=dict)
     volume_sources: list[dict[str, Any]] = field(default_factory=list)
     topology: dict[str, Any] = field(default_factory=dict)
+    endpoint_images: dict[str, str] = field(default_factory=dict)  # endpoint -> image slug
 
     @property
     def objects(self) -> list[K8sObject]:
@@ -480,4 +481,5 @@ def build_plan(
         topology=wiring,
         common_labels=dict(common),
         volume_sources=volume_sources,
+        endpoint_images={e.name: e.image for e in lesson.endpoints},
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 CHUNK_BYTES = 900 * 1024  # a ConfigMap must stay under 1 MiB in total, metadata included
 _KEY_UNSAFE = re.compile(r"[^-._a-zA-Z0-9]")
@@ -42,3 +43,20 @@ def pack_files(files: Mapping[str, bytes], prefix: str) -> list[FileChunk]:
         chunk.items.append({"key": key, "path": path})
         chunk.size += len(content)
     return chunks
+
+
+def unpack_files(objects: Sequence[Mapping[str, Any]], volume_sources: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
+    """The files a pod sees in its lesson mount, read back from the plan's ConfigMaps: what the kubelet's
+    projected volume would write, for runtimes that have no kubelet."""
+    config_maps = {obj["metadata"]["name"]: obj for obj in objects if obj.get("kind") == "ConfigMap"}
+    files: dict[str, bytes] = {}
+    for source in volume_sources:
+        reference = source.get("configMap") or {}
+        config_map = config_maps.get(reference.get("name", ""), {})
+        for item in reference.get("items") or []:
+            key = item["key"]
+            if key in (config_map.get("data") or {}):
+                files[item["path"]] = config_map["data"][key].encode("utf-8")
+            elif key in (config_map.get("binaryData") or {}):
+                files[item["path"]] = base64.b64decode(config_map["binaryData"][key])
+    return files

@@ -69,6 +69,20 @@ def host_variable(endpoint: str) -> str:
     return "SYRINGE_HOST_" + endpoint.upper().replace("-", "_")
 
 
+def ports_variable(endpoint: str) -> str:
+    """Where a checker finds an endpoint's ports when they are not the ones it serves ("22=40022,80=40080"):
+    set only off-cluster, where every endpoint shares one address."""
+    return "SYRINGE_PORTS_" + endpoint.upper().replace("-", "_")
+
+
+def parse_ports(value: str) -> dict[int, int]:
+    ports = {}
+    for pair in filter(None, value.split(",")):
+        served, _, reached = pair.partition("=")
+        ports[int(served)] = int(reached)
+    return ports
+
+
 def verification_job(lesson: Lesson, plan: Plan, stage: int, run: str, settings: PlanSettings) -> K8sObject:
     """The Job that runs a stage's learner checks (`syringe verify`) and reports each one's result in its
     termination message."""

@@ -29,6 +29,12 @@ class EndpointObservation:
     message: str | None = None
     fatal: bool = False  # the pod will not get better by waiting
     node_ports: Mapping[int, int] = field(default_factory=dict)  # presentation port -> exposed node port
+    # Off-cluster runtimes: Syringe reaches pod_ip directly whatever its address mode, at these local ports
+    # (served port -> local port; a port not listed is reached as itself).
+    direct: bool = False
+    local_ports: Mapping[int, int] = field(default_factory=dict)
+    # The runtime gave the endpoint its hostname and interface addresses as it booted.
+    base_configured: bool = False
 
 
 @dataclass(frozen=True)

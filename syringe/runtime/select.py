@@ -1,11 +1,13 @@
-"""Choosing the runtime from settings."""
+"""Choosing the runtime from settings: a cluster when one is configured, else local VMs."""
 
 from __future__ import annotations
 
 import os
 
+from syringe.curriculum import CurriculumTree
 from syringe.errors import NoCluster, RuntimeUnavailable
 from syringe.runtime.kubernetes import KubernetesRuntime, api_client_from
+from syringe.runtime.local.runtime import LocalRuntime
 from syringe.settings import Settings
 
 
@@ -14,9 +16,16 @@ def kubeconfig_path(settings: Settings) -> str | None:
     return settings.kubeconfig or os.environ.get("KUBECONFIG") or None
 
 
-def runtime_from_settings(settings: Settings) -> KubernetesRuntime:
+def cluster_configured(settings: Settings) -> bool:
+    return kubeconfig_path(settings) is not None or bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def runtime_from_settings(settings: Settings, tree: CurriculumTree | None = None) -> KubernetesRuntime | LocalRuntime:
+    """The cluster's runtime when one is configured; else, given the curriculum, local VMs."""
     path = kubeconfig_path(settings)
-    if path is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+    if not cluster_configured(settings):
+        if tree is not None and settings.local.enabled:
+            return LocalRuntime(tree.root, tree.images, settings.plan.instance, settings.local)
         raise NoCluster(
             "no Kubernetes cluster configured: set SYRINGE_KUBECONFIG (or KUBECONFIG), or run Syringe in a pod"
         )

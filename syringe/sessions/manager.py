@@ -298,6 +298,8 @@ class LiveLessonManager:
     def _address(self, ll: LiveLesson, endpoint: EndpointState) -> str | None:
         mode = self.settings.address_mode
         seen = endpoint.observation
+        if seen is not None and seen.direct:
+            return seen.pod_ip
         if mode == "pod-ip":
             return seen.pod_ip if seen else None
         if mode == "cluster-ip":
@@ -315,6 +317,8 @@ class LiveLessonManager:
         endpoint = source.lesson.endpoint(endpoint_name)
         host = self._address(ll, ll.endpoints[endpoint_name])
         assert host is not None
+        seen = ll.endpoints[endpoint_name].observation
+        local = seen.local_ports if seen is not None else {}
         image = self.tree.images.get(endpoint.image)
         user, password = (image.ssh_user, image.ssh_password) if image else ("", "")
         targets: dict[int, tuple[str, Target]] = {}
@@ -323,11 +327,18 @@ class LiveLessonManager:
                 presentation.port,
                 (
                     presentation.name,
-                    Target(host, presentation.port, presentation.type, user, password, self.settings.http_probe_path),
+                    Target(
+                        host,
+                        local.get(presentation.port, presentation.port),
+                        presentation.type,
+                        user,
+                        password,
+                        self.settings.http_probe_path,
+                    ),
                 ),
             )
         for port in endpoint.additional_ports:
-            targets.setdefault(port, (f"port {port}", Target(host, port, "tcp")))
+            targets.setdefault(port, (f"port {port}", Target(host, local.get(port, port), "tcp")))
         return targets
 
     def target_for(self, livelesson_id: str, session: str | None, endpoint: str, presentation: str) -> Target:
@@ -493,13 +504,16 @@ class LiveLessonManager:
             image = self.tree.images.get(endpoint.image)
             ssh = next((p for p in endpoint.presentations if p.type == "ssh"), None)
             host = self._address(ll, ll.endpoints[endpoint.name])
+            seen = ll.endpoints[endpoint.name].observation
             if image is None or image.kind != "container" or ssh is None or host is None:
+                return
+            if seen is not None and seen.base_configured:
                 return
             interfaces = [(i["name"], i["address"]) for i in plan.topology["endpoints"][endpoint.name]["interfaces"]]
             try:
                 await base_configure(
                     host,
-                    ssh.port,
+                    seen.local_ports.get(ssh.port, ssh.port) if seen is not None else ssh.port,
                     image.config_user or image.ssh_user,
                     image.config_password or image.ssh_password,
                     endpoint.name,

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from kubernetes import client
 
 from api.app import create_app
-from syringe.settings import Settings
+from syringe.settings import LocalSettings, Settings
 from tests.integration.api_client import Follow, follow_in_process, follow_over_http
 from tests.integration.helpers import ServedSyringe, StandInProcess, failure_curriculum, syringe_env
 
@@ -248,10 +248,12 @@ async def test_admin_and_status_reads_cost_no_api_calls(app_client: tuple[httpx.
     assert (await http.delete("/api/v1/admin/livelessons/nope", headers=admin)).status_code == 404
 
 
-async def test_live_lessons_answer_503_without_a_cluster(curriculum: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_live_lessons_answer_503_without_a_cluster_or_local_vms(
+    curriculum: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("KUBECONFIG", "SYRINGE_KUBECONFIG"):
         monkeypatch.delenv(name, raising=False)
-    app = create_app(Settings(curriculum=curriculum))
+    app = create_app(Settings(curriculum=curriculum, local=LocalSettings(enabled=False)))
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://s") as http:
         auth = await _session(http)

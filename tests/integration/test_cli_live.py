@@ -51,8 +51,9 @@ def test_up_ls_down(standin: StandInProcess, instance: str) -> None:
     assert f"no live lesson '{livelesson}'" in missing.stderr
 
 
-def test_up_without_a_cluster_says_so() -> None:
+def test_up_without_a_cluster_or_local_vms_says_so() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "SYRINGE_KUBECONFIG")}
+    env["SYRINGE_LOCAL__ENABLED"] = "false"
     done = syringe("up", "linux-basics", "--curriculum", "lessons", env=env)
     assert done.returncode == 1
     assert "no Kubernetes cluster configured" in done.stderr

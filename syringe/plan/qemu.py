@@ -1,0 +1,155 @@
+"""QEMU command lines for lesson endpoints: pure, shared by the local runtime and the wrapper launcher.
+
+PCI addresses are pinned so that a guest always sees its NICs in the same order: the lesson share at
+slot 2, management at slot 3, data NICs from slot 4. MAC addresses are deterministic, so the guest can
+name and address each data NIC by MAC whatever order the kernel probes them in.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+SHARE_SLOT = 0x2
+MANAGEMENT_SLOT = 0x3
+FIRST_DATA_SLOT = 0x4
+MAX_DATA_NICS = 0x20 - FIRST_DATA_SLOT  # the PCI bus has 32 slots
+MANAGEMENT_ADDRESS = "10.0.2.15/24,10.0.2.2"  # QEMU user-mode networking's defaults
+READY_LINE = "SYRINGE-VM-READY"
+MIN_TINY_MEMORY_MIB = 128  # measured: 64 MiB does not boot the tiny VM
+
+
+class QemuSpecError(ValueError):
+    """The endpoint cannot be described as a QEMU VM; the message says which endpoint and why."""
+
+
+@dataclass(frozen=True)
+class KernelBoot:
+    kernel: str
+    initrd: str
+    append: str = ""
+
+
+@dataclass(frozen=True)
+class DiskBoot:
+    disk: str  # the overlay: a restart of the VM starts from the base image again
+    disk_format: str = "qcow2"
+
+
+@dataclass(frozen=True)
+class UdpLink:
+    """A point-to-point link to another VM: datagrams between two 127.0.0.1 ports, no root needed."""
+
+    local_port: int
+    remote_port: int
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class TapLink:
+    """A link through a tap device that the wrapper launcher has stitched to a pod interface."""
+
+    device: str
+
+
+@dataclass(frozen=True)
+class DataNic:
+    name: str  # what the guest calls it (eth1, net1...)
+    mac: str
+    transport: UdpLink | TapLink
+    address: str | None = None  # with prefix length; None leaves it unaddressed
+
+
+@dataclass(frozen=True)
+class Share:
+    path: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    name: str
+    memory_mib: int
+    cpus: int
+    boot: KernelBoot | DiskBoot
+    accel: Literal["kvm", "tcg"] = "tcg"
+    forwards: Mapping[int, int] = field(default_factory=dict)  # guest port -> host port
+    forward_address: str = "127.0.0.1"  # "" listens on every address (in a pod)
+    nics: tuple[DataNic, ...] = ()
+    share: Share | None = None  # the lesson's files, read-only
+    console: str | None = None  # a file for the serial console; None sends it to stdout
+    pidfile: str | None = None
+    run_as: str | None = None  # drop to this user once QEMU has opened its files
+
+
+def mac_address(seed: str, index: int) -> str:
+    """A stable, locally administered unicast MAC for NIC ``index`` of the VM named ``seed``."""
+    digest = hashlib.sha256(f"{seed}/{index}".encode()).digest()
+    return "52:54:" + ":".join(f"{b:02x}" for b in (digest[0], digest[1], digest[2], index & 0xFF))
+
+
+def guest_parameters(
+    hostname: str,
+    nics: tuple[DataNic, ...],
+    user: str | None = None,
+    password: str | None = None,
+    forward: bool = False,
+) -> str:
+    """Kernel command-line parameters that the tiny VM's /init reads."""
+    words = [f"syringe.host={hostname}"]
+    if user:
+        words.append(f"syringe.user={user}")
+        words.append("syringe.password=" + base64.b64encode((password or "").encode()).decode())
+    for nic in nics:
+        words.append(f"syringe.nic={nic.mac},{nic.name}" + (f",{nic.address}" if nic.address else ""))
+    if forward:
+        words.append("syringe.forward=1")
+    return " ".join(words)
+
+
+def _netdev(index: int, transport: UdpLink | TapLink) -> str:
+    if isinstance(transport, TapLink):
+        return f"tap,id=link{index},ifname={transport.device},script=no,downscript=no"
+    return (
+        f"dgram,id=link{index},local.type=inet,local.host={transport.host},local.port={transport.local_port},"
+        f"remote.type=inet,remote.host={transport.host},remote.port={transport.remote_port}"
+    )
+
+
+def qemu_command(spec: VmSpec, binary: str = "qemu-system-x86_64") -> list[str]:
+    """The full argv of one endpoint's QEMU."""
+    if len(spec.nics) > MAX_DATA_NICS:
+        raise QemuSpecError(f"{spec.name}: {len(spec.nics)} data interfaces; a VM can have at most {MAX_DATA_NICS}")
+    if spec.memory_mib < 16 or spec.cpus < 1:
+        raise QemuSpecError(f"{spec.name}: {spec.memory_mib} MiB and {spec.cpus} cpus cannot run a VM")
+    accel = "kvm" if spec.accel == "kvm" else "tcg,tb-size=16"
+    argv = [binary, "-name", spec.name, "-nodefaults", "-no-user-config", "-display", "none", "-machine", "pc"]
+    argv += ["-accel", accel, "-m", str(spec.memory_mib), "-smp", str(spec.cpus)]
+    if spec.accel == "kvm":
+        argv += ["-cpu", "host"]
+    argv += ["-serial", f"file:{spec.console}" if spec.console else "stdio", "-no-reboot"]
+    if spec.pidfile:
+        argv += ["-pidfile", spec.pidfile]
+    if isinstance(spec.boot, KernelBoot):
+        argv += ["-kernel", spec.boot.kernel, "-initrd", spec.boot.initrd]
+        argv += ["-append", f"console=ttyS0 quiet panic=-1 {spec.boot.append}".strip()]
+    else:
+        argv += ["-drive", f"file={spec.boot.disk},format={spec.boot.disk_format},if=virtio,cache=unsafe"]
+    forwards = ",".join(
+        f"hostfwd=tcp:{spec.forward_address}:{host}-:{guest}" for guest, host in sorted(spec.forwards.items())
+    )
+    argv += ["-netdev", "user,id=mgmt,restrict=on" + (f",{forwards}" if forwards else "")]
+    argv += ["-device", f"virtio-net-pci,netdev=mgmt,addr={MANAGEMENT_SLOT:#x}"]
+    for index, nic in enumerate(spec.nics):
+        argv += ["-netdev", _netdev(index, nic.transport)]
+        argv += ["-device", f"virtio-net-pci,netdev=link{index},mac={nic.mac},addr={FIRST_DATA_SLOT + index:#x}"]
+    if spec.share is not None:
+        share = spec.share
+        argv += ["-fsdev", f"local,id=share,path={share.path},security_model=none,readonly=on"]
+        argv += ["-device", f"virtio-9p-pci,fsdev=share,mount_tag={share.tag},addr={SHARE_SLOT:#x}"]
+    if spec.run_as:
+        argv += ["-runas", spec.run_as]
+    return argv

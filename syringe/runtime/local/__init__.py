@@ -1,0 +1,1 @@
+"""The local runtime: live lessons as unprivileged QEMU VMs on this machine."""

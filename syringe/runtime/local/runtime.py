@@ -1,0 +1,463 @@
+"""The local runtime: each endpoint of a live lesson is one unprivileged QEMU process on this machine.
+
+It reads the same plan as the Kubernetes runtime: the namespace becomes a directory, each Pod a VM, each
+connection a point-to-point UDP link between two VMs, the lesson ConfigMaps a read-only 9p share, the
+Jobs local processes. Nothing outlives Syringe: VMs die with it (PR_SET_PDEATHSIG), and the ones a crash
+left anyway are ended at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from syringe.curriculum.models import Image
+from syringe.errors import RuntimeUnavailable
+from syringe.plan import Plan
+from syringe.plan.addressing import attachments_by_endpoint
+from syringe.plan.files import unpack_files
+from syringe.plan.qemu import (
+    MIN_TINY_MEMORY_MIB,
+    DataNic,
+    DiskBoot,
+    KernelBoot,
+    QemuSpecError,
+    Share,
+    UdpLink,
+    VmSpec,
+    guest_parameters,
+    mac_address,
+    qemu_command,
+)
+from syringe.plan.quantity import mebibytes
+from syringe.runtime.base import (
+    EndpointObservation,
+    JobObservation,
+    JobPodObservation,
+    LiveLessonRecord,
+    NamespaceGone,
+    RuntimeEvent,
+)
+from syringe.runtime.local.jobs import JobOutcome, Reach, run_job, selector_matches
+from syringe.runtime.local.tinylinux import ImageBuildError, TinyLinux, build_tiny_linux
+from syringe.runtime.local.vm import VmFailed, VmProcess, choose_accel, end_leftovers, free_port, vm_name
+from syringe.settings import LocalSettings
+
+log = logging.getLogger(__name__)
+
+LOCAL_ADDRESS = "127.0.0.1"
+ALWAYS_FORWARDED = (22, 830, 80)  # SSH for configuration, NETCONF and HTTP for every presentation type
+START_ATTEMPTS = 3  # a forwarded port taken between choosing it and QEMU binding it: choose again
+
+
+class EndpointCannotRunLocally(RuntimeUnavailable):
+    """An endpoint's image says nothing (or something impossible) about running without a cluster."""
+
+
+@dataclass
+class LocalEndpoint:
+    name: str
+    vm: VmProcess
+    reach: Reach
+    tiny: bool
+    watcher: asyncio.Task[None] | None = None
+
+
+@dataclass
+class LocalJob:
+    labels: dict[str, str]
+    task: asyncio.Task[None]
+    process: asyncio.subprocess.Process | None = None
+
+
+@dataclass
+class LocalLesson:
+    namespace: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    directory: Path
+    secret: dict[str, str]
+    endpoints: dict[str, LocalEndpoint] = field(default_factory=dict)
+    jobs: dict[str, LocalJob] = field(default_factory=dict)
+    stopping: bool = False
+
+    @property
+    def lesson_dir(self) -> Path:
+        return self.directory / "lesson"
+
+    @property
+    def reach(self) -> dict[str, Reach]:
+        return {name: endpoint.reach for name, endpoint in self.endpoints.items()}
+
+
+def _write_share(directory: Path, files: Mapping[str, bytes]) -> None:
+    """The lesson's files, readable by anyone: QEMU may run as nobody."""
+    directory.mkdir(parents=True, mode=0o755)
+    for relative, content in files.items():
+        target = directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        target.write_bytes(content)
+        target.chmod(0o644)
+    for path in [directory, *directory.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o755)
+
+
+def _free_udp_pair() -> tuple[int, int]:
+    return free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+
+
+class LocalRuntime:
+    """Where live lessons run when there is no cluster. Implements syringe.runtime.base.Runtime."""
+
+    def __init__(self, curriculum_root: Path, images: Mapping[str, Image], instance: str, settings: LocalSettings):
+        self.curriculum_root = curriculum_root
+        self.images = dict(images)
+        self.instance = instance
+        self.settings = settings
+        self.state_dir = settings.state_dir or Path(f"/tmp/syringe-local-{os.geteuid()}") / instance
+        self.accel = choose_accel(settings.accel)
+        self.run_as = "nobody" if os.geteuid() == 0 else None
+        self.lessons: dict[str, LocalLesson] = {}
+        self._subscribers: list[asyncio.Queue[RuntimeEvent]] = []
+        self._tiny: TinyLinux | None = None
+        self._tiny_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ protocol: start and stop
+    async def check(self) -> list[str]:
+        problems = []
+        if shutil.which(self.settings.qemu_binary) is None:
+            problems.append(
+                f"{self.settings.qemu_binary} not found: install Debian's qemu-system-x86 package "
+                "(scripts/setup.sh does), or set SYRINGE_KUBECONFIG to use a cluster"
+            )
+        return problems
+
+    async def start(self) -> None:
+        ended = await asyncio.to_thread(end_leftovers, self.instance)
+        if ended:
+            log.warning("ended %d VM(s) left over from an earlier run: pids %s", len(ended), ended)
+        await asyncio.to_thread(shutil.rmtree, self.state_dir, True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o755)
+        for parent in self.state_dir.parents:
+            if parent == Path("/tmp"):
+                break
+            with contextlib.suppress(OSError):
+                parent.chmod(0o755)
+        if any(image.local is not None and image.local.kind == "tiny-linux" for image in self.images.values()):
+            try:
+                await self._tiny_linux()
+            except RuntimeUnavailable as exc:
+                log.warning("%s; lessons that need it will fail to launch", exc)
+        log.info("local runtime: QEMU with %s, state in %s", self.accel, self.state_dir)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(self.delete(namespace, 10) for namespace in list(self.lessons)))
+
+    def events(self) -> AsyncIterator[RuntimeEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[RuntimeEvent]:
+        queue: asyncio.Queue[RuntimeEvent] = asyncio.Queue()
+        self._subscribers.append(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers.remove(queue)
+
+    def _emit(self, event: RuntimeEvent) -> None:
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+
+    # ------------------------------------------------------------------ protocol: live lessons
+    async def apply(self, plan: Plan) -> None:
+        if plan.namespace in self.lessons:
+            return
+        namespace_object = plan.waves[0][0]["metadata"]
+        pods = [obj for obj in plan.objects if obj["kind"] == "Pod"]
+        secret = next((obj for obj in plan.objects if obj["kind"] == "Secret"), {})
+        # Every endpoint is checked before any VM starts: an endpoint that cannot run leaves nothing behind.
+        boots = {pod["metadata"]["name"]: await self._boot_for(pod["metadata"]["name"], plan) for pod in pods}
+        directory = self.state_dir / plan.namespace
+        lesson = LocalLesson(
+            namespace=plan.namespace,
+            labels=dict(namespace_object.get("labels", {})),
+            annotations=dict(namespace_object.get("annotations", {})),
+            directory=directory,
+            secret=dict(secret.get("stringData", {})),
+        )
+        files = unpack_files(plan.objects, plan.volume_sources)
+        await asyncio.to_thread(shutil.rmtree, directory, True)
+        await asyncio.to_thread(_write_share, lesson.lesson_dir, files)
+        self.lessons[plan.namespace] = lesson
+        try:
+            specs = self._specs(plan, pods, boots, lesson)
+        except QemuSpecError as exc:
+            await self.delete(plan.namespace, 10)
+            raise EndpointCannotRunLocally(str(exc)) from exc
+        for name, (spec, tiny) in specs.items():
+            reach = Reach(LOCAL_ADDRESS, dict(spec.forwards))
+            endpoint = LocalEndpoint(name, VmProcess(spec, self.settings.qemu_binary), reach, tiny)
+            lesson.endpoints[name] = endpoint
+            self._observe(lesson, endpoint, "Pending", reason="Booting")
+        # All VMs boot at once: a lesson's launch takes about as long as its slowest VM.
+        for endpoint in lesson.endpoints.values():
+            endpoint.watcher = asyncio.create_task(self._run_vm(lesson, endpoint), name=f"vm-{endpoint.name}")
+
+    async def _tiny_linux(self) -> TinyLinux:
+        async with self._tiny_lock:
+            if self._tiny is None:
+                try:
+                    self._tiny = await asyncio.to_thread(build_tiny_linux, self.settings.cache_dir)
+                except ImageBuildError as exc:
+                    raise RuntimeUnavailable(f"building the tiny Linux VM: {exc}") from exc
+            return self._tiny
+
+    def _image_path(self, slug: str, path: str) -> Path:
+        candidate = Path(path)
+        return candidate if candidate.is_absolute() else self.curriculum_root / "images" / slug / candidate
+
+    async def _boot_for(self, endpoint: str, plan: Plan) -> tuple[KernelBoot | DiskBoot, Image]:
+        slug = plan.endpoint_images.get(endpoint, "")
+        image = self.images.get(slug)
+        if image is None:
+            raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug} is not in the curriculum")
+        local = image.local
+        if local is None:
+            raise EndpointCannotRunLocally(
+                f"endpoint {endpoint}: image {slug} cannot run without a cluster: its image.meta.yaml has no "
+                "local: section (kind tiny-linux, disk or kernel)"
+            )
+        if local.kind == "tiny-linux":
+            tiny = await self._tiny_linux()
+            return KernelBoot(str(tiny.kernel), str(tiny.initrd)), image
+        if local.kind == "kernel":
+            kernel, initrd = self._image_path(slug, local.kernel), self._image_path(slug, local.initrd)
+            for path in (kernel, initrd):
+                if not path.is_file():
+                    raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: {path} does not exist")
+            return KernelBoot(str(kernel), str(initrd), local.append), image
+        disk = self._image_path(slug, local.disk)
+        if not disk.is_file():
+            raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: disk image {disk} does not exist")
+        return DiskBoot(str(disk)), image
+
+    def _specs(
+        self,
+        plan: Plan,
+        pods: list[dict[str, Any]],
+        boots: Mapping[str, tuple[KernelBoot | DiskBoot, Image]],
+        lesson: LocalLesson,
+    ) -> dict[str, tuple[VmSpec, bool]]:
+        ports: dict[tuple[int, str], int] = {}
+        for link in plan.links:
+            ports[(link.index, link.a.endpoint)], ports[(link.index, link.b.endpoint)] = _free_udp_pair()
+        attached = attachments_by_endpoint(plan.links)
+        specs = {}
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            boot, image = boots[name]
+            assert image.local is not None
+            seed = f"{plan.namespace}/{name}"
+            nics = []
+            for position, (link, side) in enumerate(attached.get(name, [])):
+                peer = link.b if side is link.a else link.a
+                transport = UdpLink(ports[(link.index, name)], ports[(link.index, peer.endpoint)])
+                nics.append(DataNic(side.interface, mac_address(seed, position + 1), transport, side.address))
+            served = [p["containerPort"] for p in pod["spec"]["containers"][0].get("ports", [])]
+            forwards = {port: free_port() for port in dict.fromkeys([*served, *ALWAYS_FORWARDED])}
+            tiny = image.local.kind == "tiny-linux"
+            memory = mebibytes(image.local.memory)
+            if isinstance(boot, KernelBoot) and tiny:
+                memory = max(memory, MIN_TINY_MEMORY_MIB)
+                boot = KernelBoot(
+                    boot.kernel,
+                    boot.initrd,
+                    guest_parameters(name, tuple(nics), image.ssh_user, image.ssh_password, image.enable_forwarding),
+                )
+            elif isinstance(boot, DiskBoot):
+                boot = DiskBoot(self._overlay(lesson, name, Path(boot.disk)))
+            spec = VmSpec(
+                name=vm_name(plan.namespace, name),
+                memory_mib=memory,
+                cpus=image.local.cpus,
+                boot=boot,
+                accel=self.accel,
+                forwards=forwards,
+                nics=tuple(nics),
+                share=Share(str(lesson.lesson_dir), "lesson"),
+                console=str(lesson.directory / f"{name}.console"),
+                run_as=self.run_as,
+            )
+            try:
+                qemu_command(spec)
+            except QemuSpecError as exc:
+                raise QemuSpecError(f"endpoint {name}: {exc}") from exc
+            specs[name] = (spec, tiny)
+        return specs
+
+    def _overlay(self, lesson: LocalLesson, endpoint: str, base: Path) -> str:
+        """A qcow2 overlay on the image's disk: the VM writes there, and a new live lesson starts clean."""
+        overlay = lesson.directory / f"{endpoint}.qcow2"
+        done = subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base.resolve()), str(overlay)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise QemuSpecError(f"endpoint {endpoint}: overlay on {base}: {done.stderr.strip()}")
+        overlay.chmod(0o666)  # QEMU may run as nobody
+        return str(overlay)
+
+    async def _run_vm(self, lesson: LocalLesson, endpoint: LocalEndpoint) -> None:
+        """Start the VM, report it running once its guest is ready, and report its end if it ends."""
+        timeout = self.settings.boot_timeout
+        for attempt in range(START_ATTEMPTS):
+            try:
+                await endpoint.vm.start()
+                waited = await endpoint.vm.wait_ready(timeout, ready_line=endpoint.tiny)
+                break
+            except VmFailed as exc:
+                if lesson.stopping:
+                    return
+                if "Could not set up host forwarding" in str(exc) and attempt + 1 < START_ATTEMPTS:
+                    endpoint.vm = self._with_new_ports(endpoint)
+                    continue
+                self._observe(lesson, endpoint, "Failed", reason="VmFailed", message=str(exc), fatal=True)
+                return
+            except OSError as exc:
+                self._observe(lesson, endpoint, "Failed", reason="VmFailed", message=str(exc), fatal=True)
+                return
+        log.info("%s/%s: VM ready in %.1fs (%s)", lesson.namespace, endpoint.name, waited, self.accel)
+        self._observe(lesson, endpoint, "Running", ready=True)
+        status = await endpoint.vm.wait()
+        if not lesson.stopping:
+            message = f"qemu exited with status {status}: {endpoint.vm.console_tail(300)}"
+            self._observe(lesson, endpoint, "Failed", reason="VmExited", message=message, fatal=True)
+
+    def _with_new_ports(self, endpoint: LocalEndpoint) -> VmProcess:
+        old = endpoint.vm.spec
+        forwards = {port: free_port() for port in old.forwards}
+        spec = VmSpec(**{**old.__dict__, "forwards": forwards})
+        endpoint.reach = Reach(LOCAL_ADDRESS, forwards)
+        return VmProcess(spec, self.settings.qemu_binary)
+
+    def _observe(
+        self,
+        lesson: LocalLesson,
+        endpoint: LocalEndpoint,
+        phase: str,
+        ready: bool = False,
+        reason: str | None = None,
+        message: str | None = None,
+        fatal: bool = False,
+    ) -> None:
+        self._emit(
+            EndpointObservation(
+                namespace=lesson.namespace,
+                endpoint=endpoint.name,
+                phase=phase,
+                ready=ready,
+                pod_ip=LOCAL_ADDRESS if phase == "Running" else None,
+                reason=reason,
+                message=message,
+                fatal=fatal,
+                direct=True,
+                local_ports=dict(endpoint.reach.ports),
+                base_configured=endpoint.tiny,
+            )
+        )
+
+    async def annotate(self, namespace: str, annotations: Mapping[str, str | None]) -> None:
+        lesson = self.lessons.get(namespace)
+        if lesson is None:
+            return
+        for key, value in annotations.items():
+            if value is None:
+                lesson.annotations.pop(key, None)
+            else:
+                lesson.annotations[key] = value
+
+    async def delete(self, namespace: str, timeout: float) -> bool:
+        lesson = self.lessons.get(namespace)
+        if lesson is None:
+            return True
+        lesson.stopping = True
+        for job in lesson.jobs.values():
+            job.task.cancel()
+        watchers = [e.watcher for e in lesson.endpoints.values() if e.watcher is not None]
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*(e.vm.stop() for e in lesson.endpoints.values()), return_exceptions=True)
+        await asyncio.gather(*watchers, *(j.task for j in lesson.jobs.values()), return_exceptions=True)
+        await asyncio.to_thread(shutil.rmtree, lesson.directory, True)
+        self.lessons.pop(namespace, None)
+        self._emit(NamespaceGone(namespace))
+        return True
+
+    async def list_live_lessons(self) -> list[LiveLessonRecord]:
+        return [
+            LiveLessonRecord(namespace=lesson.namespace, labels=lesson.labels, annotations=lesson.annotations)
+            for lesson in self.lessons.values()
+            if not lesson.stopping
+        ]
+
+    # ------------------------------------------------------------------ protocol: Jobs
+    async def create(self, objects: list[dict[str, Any]]) -> None:
+        for job in objects:
+            if job.get("kind") != "Job":
+                raise RuntimeUnavailable(f"the local runtime creates only Jobs in a live lesson, not {job.get('kind')}")
+            namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+            lesson = self.lessons.get(namespace)
+            if lesson is None:
+                raise RuntimeUnavailable(f"no live lesson {namespace} on this machine")
+            if name in lesson.jobs:
+                continue
+            entry = LocalJob(dict(job["metadata"].get("labels", {})), asyncio.create_task(asyncio.sleep(0)))
+            entry.task = asyncio.create_task(self._run_job(lesson, name, job, entry), name=f"job-{name}")
+            lesson.jobs[name] = entry
+
+    async def _run_job(self, lesson: LocalLesson, name: str, job: dict[str, Any], entry: LocalJob) -> None:
+        def started(process: asyncio.subprocess.Process) -> None:
+            entry.process = process
+
+        try:
+            outcome = await run_job(job, lesson.lesson_dir, lesson.secret, lesson.reach, started)
+        except asyncio.CancelledError:
+            if entry.process is not None and entry.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    entry.process.kill()
+            raise
+        except OSError as exc:
+            outcome = JobOutcome(127, f"cannot run the Job: {exc}")
+        failed = outcome.exit_code != 0
+        phase = "Failed" if failed else "Succeeded"
+        self._emit(JobPodObservation(lesson.namespace, name, phase, outcome.message or None))
+        message = f"exit status {outcome.exit_code}" if failed else None
+        self._emit(JobObservation(lesson.namespace, name, succeeded=not failed, failed=failed, message=message))
+
+    async def delete_jobs(self, namespace: str, label_selector: str) -> None:
+        lesson = self.lessons.get(namespace)
+        if lesson is None:
+            return
+        for name, job in list(lesson.jobs.items()):
+            if selector_matches(label_selector, job.labels):
+                job.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await job.task
+                lesson.jobs.pop(name, None)
+
+
+

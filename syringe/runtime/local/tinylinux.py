@@ -1,0 +1,292 @@
+"""The tiny Linux VM: a Debian kernel and an initramfs of busybox and Debian's OpenSSH server.
+
+Built from Debian packages only (``apt-get download`` + ``dpkg-deb -x``; nothing is installed on the
+host), in seconds, into a cache directory keyed by what went into it. OpenSSH rather than dropbear because
+NETCONF needs an SSH subsystem, which dropbear cannot serve.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import asyncssh
+
+from syringe.errors import SyringeError
+
+PACKAGES = ("busybox-static", "openssh-server", "libwrap0")
+# virtio_pci finds the devices; virtio_net and 9pnet_virtio drive the NICs and the lesson share.
+MODULES = ("virtio_pci", "virtio_net", "9pnet_virtio", "9p", "virtio_rng")
+BUILD_VERSION = "1"  # bump when the layout changes in a way the inputs' digest cannot see
+MULTIARCH = "x86_64-linux-gnu"
+
+
+class ImageBuildError(SyringeError):
+    """The tiny VM could not be built; the message says which step and why."""
+
+
+@dataclass(frozen=True)
+class TinyLinux:
+    directory: Path
+
+    @property
+    def kernel(self) -> Path:
+        return self.directory / "vmlinuz"
+
+    @property
+    def initrd(self) -> Path:
+        return self.directory / "initramfs.cpio.gz"
+
+
+def default_cache() -> Path:
+    configured = os.environ.get("SYRINGE_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    if os.geteuid() == 0:
+        return Path("/var/cache/syringe")
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "syringe"
+
+
+def _run(command: list[str], step: str, cwd: Path | None = None) -> str:
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise ImageBuildError(f"{step}: cannot run {command[0]}: {exc.strerror}") from exc
+    if done.returncode != 0:
+        raise ImageBuildError(f"{step}: {' '.join(command)} failed: {(done.stderr or done.stdout).strip()[-400:]}")
+    return done.stdout
+
+
+def kernel_package() -> str:
+    """The generic kernel flavour (the -cloud- one has no 9p) that linux-image-amd64 points at today."""
+    output = _run(["apt-cache", "depends", "linux-image-amd64"], "finding the kernel package")
+    match = re.search(r"Depends: (linux-image-\d\S*-amd64)", output)
+    if match is None:
+        raise ImageBuildError("finding the kernel package: linux-image-amd64 depends on no linux-image-<version>")
+    return match.group(1)
+
+
+def _download(packages: list[str], into: Path) -> None:
+    into.mkdir(parents=True, exist_ok=True)
+    missing = [p for p in packages if not list(into.glob(f"{p}_*.deb"))]
+    if not missing:
+        return
+    try:
+        _run(["apt-get", "download", *missing], "downloading packages", cwd=into)
+    except ImageBuildError:
+        # A fresh machine has no package lists yet.
+        _run(["apt-get", "update", "-qq"], "updating the package lists")
+        _run(["apt-get", "download", *missing], "downloading packages", cwd=into)
+
+
+def _module_dependencies(path: Path) -> list[str]:
+    info = re.search(rb"depends=([\w,-]*)\x00", path.read_bytes())
+    return [d.replace("-", "_") for d in info.group(1).decode().split(",") if d] if info else []
+
+
+def module_load_order(modules_dir: Path, wanted: tuple[str, ...]) -> list[Path]:
+    """The wanted modules and everything they depend on, dependencies first (read from each module's
+    own .modinfo, so neither depmod nor kmod is needed)."""
+    by_name = {p.name.removesuffix(".ko").replace("-", "_"): p for p in modules_dir.rglob("*.ko")}
+    order: list[Path] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        if name not in by_name:
+            return  # built into the kernel
+        for dependency in _module_dependencies(by_name[name]):
+            visit(dependency)
+        order.append(by_name[name])
+
+    for name in wanted:
+        visit(name)
+    return order
+
+
+def _libraries(binary: Path, extra_library_dir: Path) -> list[Path]:
+    env = {**os.environ, "LD_LIBRARY_PATH": str(extra_library_dir)}
+    done = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, env=env, check=False)
+    missing = re.findall(r"(\S+) => not found", done.stdout)
+    if done.returncode != 0 or missing:
+        raise ImageBuildError(f"libraries of {binary.name}: missing {', '.join(missing) or done.stderr.strip()}")
+    return [Path(p) for p in re.findall(r"(/\S+) \(0x", done.stdout)]
+
+
+class Cpio:
+    """An initramfs archive in the newc format, written in memory."""
+
+    def __init__(self) -> None:
+        self.buffer = io.BytesIO()
+        self.inode = 1
+
+    def _entry(self, name: str, mode: int, data: bytes = b"", uid: int = 0, gid: int = 0) -> None:
+        encoded = name.encode() + b"\x00"
+        fields = (self.inode, mode, uid, gid, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0)
+        header = b"070701" + b"".join(f"{value:08X}".encode() for value in fields)
+        self.buffer.write(header + encoded)
+        self.buffer.write(b"\x00" * (-(len(header) + len(encoded)) % 4))
+        self.buffer.write(data + b"\x00" * (-len(data) % 4))
+        self.inode += 1
+
+    def directory(self, name: str, mode: int = 0o755, uid: int = 0) -> None:
+        self._entry(name, 0o040000 | mode, uid=uid, gid=uid)
+
+    def file(self, name: str, data: bytes, mode: int = 0o644, uid: int = 0) -> None:
+        self._entry(name, 0o100000 | mode, data, uid=uid, gid=uid)
+
+    def symlink(self, name: str, target: str) -> None:
+        self._entry(name, 0o120000 | 0o777, target.encode())
+
+    def close(self) -> bytes:
+        self._entry("TRAILER!!!", 0)
+        return self.buffer.getvalue()
+
+
+def _guest_file(name: str) -> bytes:
+    return resources.files("syringe.runtime.local").joinpath("guest").joinpath(name).read_bytes()
+
+
+GUEST_FILES = ("init", "netconf-server", "index.html.in", "status.cgi")
+
+SSHD_CONFIG = """\
+Port 22
+Port 830
+HostKey /etc/ssh/ssh_host_ed25519_key
+HostKey /etc/ssh/ssh_host_rsa_key
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PermitRootLogin yes
+PermitEmptyPasswords no
+UsePAM no
+UseDNS no
+PrintMotd no
+PrintLastLog no
+StrictModes no
+Subsystem netconf /usr/libexec/syringe/netconf-server
+"""
+
+ETC = {
+    "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nsshd:x:100:65534::/run/sshd:/bin/false\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    "etc/shadow": "root:!:19000:0:99999:7:::\nsshd:!:19000:0:99999:7:::\nnobody:!:19000:0:99999:7:::\n",
+    "etc/group": "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
+    "etc/shells": "/bin/sh\n",
+    "etc/hosts": "127.0.0.1 localhost\n",
+    "etc/nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files\n",
+    "etc/profile": "export PATH=/bin:/sbin:/usr/bin:/usr/sbin\nexport PS1='\\u@\\h:\\w\\$ '\ncd 2>/dev/null\n",
+    "etc/ssh/sshd_config": SSHD_CONFIG,
+}
+
+
+def _host_keys() -> dict[str, bytes]:
+    keys = {}
+    for algorithm, name in (("ssh-ed25519", "ed25519"), ("ssh-rsa", "rsa")):
+        key = asyncssh.generate_private_key(algorithm)
+        keys[f"etc/ssh/ssh_host_{name}_key"] = key.export_private_key("openssh")
+        keys[f"etc/ssh/ssh_host_{name}_key.pub"] = key.export_public_key("openssh")
+    return keys
+
+
+def _initramfs(unpacked: Path, modules: list[Path], modules_root: Path) -> bytes:
+    archive = Cpio()
+    for directory in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "usr/libexec", "usr/libexec/syringe", "etc",
+                      "etc/ssh", "proc", "sys", "dev", "run", "tmp", "root", "home", "mnt", "var", "var/log",
+                      "var/lib", "srv", "srv/www", "srv/www/cgi-bin", "lib", "lib/modules", "lib64"):  # fmt: skip
+        archive.directory(directory, 0o700 if directory == "root" else 0o755)
+    busybox = unpacked / "bin/busybox"
+    archive.file("bin/busybox", busybox.read_bytes(), 0o755)
+    applets = _run([str(busybox), "--list-full"], "listing busybox applets").split()
+    for applet in applets:
+        if applet not in ("bin/busybox", "linuxrc"):
+            archive.symlink(applet, "/bin/busybox")
+
+    sshd = unpacked / "usr/sbin/sshd"
+    archive.file("usr/sbin/sshd", sshd.read_bytes(), 0o755)
+    made: set[str] = set()
+    for library in _libraries(sshd, unpacked / "usr/lib" / MULTIARCH):
+        inside = str(library).removeprefix(str(unpacked)).lstrip("/")
+        parent = str(Path(inside).parent)
+        for depth in range(1, len(Path(parent).parts) + 1):
+            part = str(Path(*Path(parent).parts[:depth]))
+            if part not in made and part not in ("lib", "lib64", "usr"):
+                archive.directory(part)
+                made.add(part)
+        archive.file(inside, library.resolve().read_bytes(), 0o755)
+
+    order = []
+    for module in modules:
+        relative = module.relative_to(modules_root)
+        archive.file(f"lib/modules/{relative.name}", module.read_bytes())
+        order.append(relative.name)
+    archive.file("etc/modules.order", ("\n".join(order) + "\n").encode())
+
+    for name, text in ETC.items():
+        archive.file(name, text.encode(), 0o600 if name == "etc/shadow" else 0o644)
+    for name, data in _host_keys().items():
+        archive.file(name, data, 0o644 if name.endswith(".pub") else 0o600)
+    archive.file("init", _guest_file("init"), 0o755)
+    archive.file("usr/libexec/syringe/netconf-server", _guest_file("netconf-server"), 0o755)
+    archive.file("srv/www/index.html.in", _guest_file("index.html.in"))
+    archive.file("srv/www/cgi-bin/status", _guest_file("status.cgi"), 0o755)
+    return gzip.compress(archive.close(), compresslevel=6, mtime=0)
+
+
+def _digest(kernel: str) -> str:
+    h = hashlib.sha256(f"{BUILD_VERSION} {kernel} {' '.join(PACKAGES)} {' '.join(MODULES)}".encode())
+    h.update(SSHD_CONFIG.encode())
+    for name in GUEST_FILES:
+        h.update(_guest_file(name))
+    return h.hexdigest()[:12]
+
+
+def build_tiny_linux(cache: Path | None = None, force: bool = False) -> TinyLinux:
+    """Build (or find) the tiny VM. Returns where its kernel and initramfs are."""
+    cache = cache or default_cache()
+    kernel = kernel_package()
+    target = TinyLinux(cache / "tiny-linux" / _digest(kernel))
+    if target.initrd.exists() and not force:
+        return target
+    debs = cache / "debs"
+    _download([kernel, *PACKAGES], debs)
+    unpacked = cache / "unpacked" / kernel
+    if not unpacked.exists() or force:
+        partial = unpacked.with_name(unpacked.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for package in (kernel, *PACKAGES):
+            deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
+            _run(["dpkg-deb", "-x", str(deb), str(partial)], f"unpacking {deb.name}")
+        shutil.rmtree(unpacked, ignore_errors=True)
+        partial.rename(unpacked)
+    version = kernel.removeprefix("linux-image-")
+    modules_root = unpacked / "lib/modules" / version
+    modules = module_load_order(modules_root, MODULES)
+    staging = target.directory.with_name(target.directory.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copyfile(unpacked / "boot" / f"vmlinuz-{version}", staging / "vmlinuz")
+    (staging / "initramfs.cpio.gz").write_bytes(_initramfs(unpacked, modules, modules_root))
+    shutil.rmtree(target.directory, ignore_errors=True)
+    staging.rename(target.directory)  # complete builds only: a crash mid-build leaves a .partial behind
+    for old in target.directory.parent.iterdir():
+        if old != target.directory:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def timed_build(cache: Path | None = None, force: bool = False) -> tuple[TinyLinux, float]:
+    started = time.monotonic()
+    image = build_tiny_linux(cache, force)
+    return image, time.monotonic() - started

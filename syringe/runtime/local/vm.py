@@ -1,0 +1,167 @@
+"""One endpoint's QEMU process: start it, know when its guest is ready, stop it, find leftovers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+from syringe.plan.qemu import READY_LINE, VmSpec, qemu_command
+
+QEMU = "qemu-system-x86_64"
+NAME_PREFIX = "syringe."  # every VM's -name starts with this, then the instance and live lesson
+
+
+class VmFailed(Exception):
+    """The VM did not start, or its QEMU ended; the message carries what QEMU and the console said."""
+
+
+def qemu_binary() -> str | None:
+    return shutil.which(QEMU)
+
+
+def vm_name(namespace: str, endpoint: str) -> str:
+    """QEMU's -name: says which instance, live lesson and endpoint, and which Syringe process owns it."""
+    return f"{NAME_PREFIX}{namespace}.{endpoint}@{os.getpid()}"
+
+
+def choose_accel(wanted: Literal["auto", "kvm", "tcg"]) -> Literal["kvm", "tcg"]:
+    """KVM where it really works: /dev/kvm usable and a CPU with hardware virtualisation. Some machines
+    offer a paravirtual /dev/kvm on which a stock kernel never boots; TCG works everywhere."""
+    if wanted != "auto":
+        return wanted
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "tcg"
+    return "kvm" if (" vmx" in flags or " svm" in flags) else "tcg"
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now. QEMU binds it a moment later; a lost race makes its start fail,
+    and the caller retries with new ports."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # In the child, before exec: end when Syringe ends, however it ends (a crash included).
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class VmProcess:
+    def __init__(self, spec: VmSpec, binary: str) -> None:
+        self.spec = spec
+        self.argv = qemu_command(spec, binary)
+        self.process: asyncio.subprocess.Process | None = None
+        self.stderr = b""
+
+    async def start(self) -> None:
+        if self.spec.console:
+            await asyncio.to_thread(Path(self.spec.console).write_bytes, b"")
+        self.process = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    def console_tail(self, limit: int = 600) -> str:
+        if not self.spec.console:
+            return ""
+        try:
+            return Path(self.spec.console).read_bytes()[-limit:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    async def _failure(self) -> str:
+        assert self.process is not None and self.process.stderr is not None
+        with contextlib.suppress(TimeoutError):
+            self.stderr = await asyncio.wait_for(self.process.stderr.read(), 2)
+        said = self.stderr.decode(errors="replace").strip() or self.console_tail().strip()
+        return f"qemu exited with status {self.process.returncode}: {said[-600:]}"
+
+    async def wait_ready(self, timeout: float, ready_line: bool = True) -> float:
+        """Until the guest prints its ready line (or, without one, until QEMU has stayed up briefly).
+        Returns the seconds waited. Raises VmFailed when QEMU ends first or the timeout passes."""
+        assert self.process is not None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + (timeout if ready_line else 1.0)
+        while loop.time() < deadline:
+            if self.process.returncode is not None:
+                raise VmFailed(await self._failure())
+            if ready_line and READY_LINE in self.console_tail(4096):
+                return loop.time() - started
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.process.wait()), 0.05)
+        if ready_line:
+            raise VmFailed(f"the guest printed no ready line within {timeout:.0f}s; console: {self.console_tail()}")
+        return loop.time() - started
+
+    async def wait(self) -> int:
+        assert self.process is not None
+        return await self.process.wait()
+
+    async def stop(self, grace: float = 3.0) -> None:
+        if not self.running:
+            return
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            self.process.terminate()
+        try:
+            await asyncio.wait_for(self.process.wait(), grace)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+
+
+def _processes() -> Iterator[tuple[int, list[str]]]:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\x00")
+        except OSError:
+            continue
+        yield int(entry.name), [part.decode(errors="replace") for part in argv]
+
+
+def leftover_vms(instance: str) -> list[int]:
+    """QEMU processes of this Syringe instance whose owning Syringe process is gone: left by a crash."""
+    found = []
+    for pid, argv in _processes():
+        with contextlib.suppress(ValueError, IndexError):
+            name = argv[argv.index("-name") + 1]
+            if not name.startswith(f"{NAME_PREFIX}{instance}-"):
+                continue
+            owner = int(name.rsplit("@", 1)[1]) if "@" in name else 0
+            if owner <= 0 or not Path(f"/proc/{owner}").exists():
+                found.append(pid)
+    return found
+
+
+def end_leftovers(instance: str) -> list[int]:
+    ended = leftover_vms(instance)
+    for pid in ended:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return ended
