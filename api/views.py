@@ -14,6 +14,7 @@ from api.schemas_live import (
     VerificationView,
 )
 from syringe.curriculum.models import Image, Presentation
+from syringe.runtime.base import EndpointObservation
 from syringe.sessions import LiveLesson, LiveLessonManager
 from syringe.settings import AccessSettings
 
@@ -24,8 +25,7 @@ def access_for(
     presentation: Presentation,
     image: Image | None,
     settings: AccessSettings,
-    exposed: bool,
-    external_port: int | None,
+    external: External | None,
 ) -> Access:
     base = f"/api/v1/livelessons/{ll.id}/endpoints/{endpoint}"
     user = image.ssh_user if image else ""
@@ -43,9 +43,22 @@ def access_for(
             username=user,
             password=password,
         )
-    if exposed:
-        access.external = External(host=settings.external_host, port=external_port)
+    access.external = external
     return access
+
+
+def external_for(
+    presentation: Presentation, observation: EndpointObservation | None, exposed: bool, settings: AccessSettings
+) -> External | None:
+    """Where the learner's own client reaches the presentation: an exposed Service's node port, or, for an
+    endpoint running on this machine, its forwarded local port."""
+    if observation is not None and observation.direct and observation.pod_ip:
+        return External(host=observation.pod_ip, port=observation.local_ports.get(presentation.port))
+    if exposed:
+        return External(
+            host=settings.external_host, port=observation.node_ports.get(presentation.port) if observation else None
+        )
+    return None
 
 
 def livelesson_view(ll: LiveLesson, manager: LiveLessonManager, settings: AccessSettings) -> LiveLessonView:
@@ -74,8 +87,7 @@ def livelesson_view(ll: LiveLesson, manager: LiveLessonManager, settings: Access
                                 p,
                                 manager.tree.images.get(endpoint.image),
                                 settings,
-                                p.type in manager.plan_settings.expose,
-                                observation.node_ports.get(p.port) if observation else None,
+                                external_for(p, observation, p.type in manager.plan_settings.expose, settings),
                             ),
                         )
                         for p in endpoint.presentations

@@ -38,6 +38,9 @@ def parse_xml(text: str | bytes) -> ET.Element:
         raise ValueError(f"not well-formed XML: {exc}") from exc
 
 
+XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+
+
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
@@ -134,12 +137,16 @@ class NetconfSession:
         """Send one RPC and return the reply's XML. ``operation`` is a whole <rpc> or just what goes in one."""
         element = parse_xml(operation)
         if _local(element.tag) != "rpc":
-            wrapper = ET.Element(f"{{{BASE_NS}}}rpc", {"message-id": str(next(_ids))})
-            wrapper.append(element)
-            element = wrapper
-        elif element.get("message-id") is None:
-            element.set("message-id", str(next(_ids)))
-        self._send(ET.tostring(element, encoding="utf-8"))
+            # Wrapped as text, not re-serialized: the device gets the operation exactly as it was written,
+            # namespace prefixes and all.
+            text = operation.decode("utf-8") if isinstance(operation, bytes) else operation
+            body = XML_DECLARATION.sub("", text, count=1).strip()
+            message = f'<rpc message-id="{next(_ids)}" xmlns="{BASE_NS}">{body}</rpc>'.encode()
+        else:
+            if element.get("message-id") is None:
+                element.set("message-id", str(next(_ids)))
+            message = ET.tostring(element, encoding="utf-8")
+        self._send(message)
         try:
             reply = await asyncio.wait_for(self._read_chunked() if self.chunked else self._read_eom(), timeout)
         except TimeoutError as exc:

@@ -458,6 +458,3 @@ class LocalRuntime:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await job.task
                 lesson.jobs.pop(name, None)
-
-
-

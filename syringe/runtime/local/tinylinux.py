@@ -23,10 +23,12 @@ import asyncssh
 
 from syringe.errors import SyringeError
 
-PACKAGES = ("busybox-static", "openssh-server", "libwrap0")
+PACKAGES = ("busybox-static", "openssh-server", "libwrap0", "iputils-ping", "bash")
+# Debian binaries, with the libraries they link: sshd (subsystems, for NETCONF); bash, the learner's shell
+# (busybox's shell would run its own applets first); ping (ICMP datagram sockets: no root needed).
+BINARIES = ("usr/sbin/sshd", "bin/bash", "bin/ping")
 # virtio_pci finds the devices; virtio_net and 9pnet_virtio drive the NICs and the lesson share.
 MODULES = ("virtio_pci", "virtio_net", "9pnet_virtio", "9p", "virtio_rng")
-BUILD_VERSION = "1"  # bump when the layout changes in a way the inputs' digest cannot see
 MULTIARCH = "x86_64-linux-gnu"
 
 
@@ -178,11 +180,11 @@ Subsystem netconf /usr/libexec/syringe/netconf-server
 """
 
 ETC = {
-    "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nsshd:x:100:65534::/run/sshd:/bin/false\n"
+    "etc/passwd": "root:x:0:0:root:/root:/bin/bash\nsshd:x:100:65534::/run/sshd:/bin/false\n"
     "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
     "etc/shadow": "root:!:19000:0:99999:7:::\nsshd:!:19000:0:99999:7:::\nnobody:!:19000:0:99999:7:::\n",
     "etc/group": "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
-    "etc/shells": "/bin/sh\n",
+    "etc/shells": "/bin/sh\n/bin/bash\n",
     "etc/hosts": "127.0.0.1 localhost\n",
     "etc/nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files\n",
     "etc/profile": "export PATH=/bin:/sbin:/usr/bin:/usr/sbin\nexport PS1='\\u@\\h:\\w\\$ '\ncd 2>/dev/null\n",
@@ -208,22 +210,30 @@ def _initramfs(unpacked: Path, modules: list[Path], modules_root: Path) -> bytes
     busybox = unpacked / "bin/busybox"
     archive.file("bin/busybox", busybox.read_bytes(), 0o755)
     applets = _run([str(busybox), "--list-full"], "listing busybox applets").split()
+    linked = {"bin/busybox", "linuxrc", *BINARIES}
     for applet in applets:
-        if applet not in ("bin/busybox", "linuxrc"):
-            archive.symlink(applet, "/bin/busybox")
+        # Also in /bin: sshd gives users a PATH without the sbin directories, and ip, ifconfig... live there.
+        for path in (applet, f"bin/{Path(applet).name}"):
+            if path not in linked and f"bin/{Path(path).name}" not in BINARIES:
+                archive.symlink(path, "/bin/busybox")
+                linked.add(path)
 
-    sshd = unpacked / "usr/sbin/sshd"
-    archive.file("usr/sbin/sshd", sshd.read_bytes(), 0o755)
     made: set[str] = set()
-    for library in _libraries(sshd, unpacked / "usr/lib" / MULTIARCH):
-        inside = str(library).removeprefix(str(unpacked)).lstrip("/")
-        parent = str(Path(inside).parent)
-        for depth in range(1, len(Path(parent).parts) + 1):
-            part = str(Path(*Path(parent).parts[:depth]))
-            if part not in made and part not in ("lib", "lib64", "usr"):
-                archive.directory(part)
-                made.add(part)
-        archive.file(inside, library.resolve().read_bytes(), 0o755)
+    added: set[str] = set()
+    for binary in BINARIES:
+        archive.file(binary, (unpacked / binary).read_bytes(), 0o755)
+        for library in _libraries(unpacked / binary, unpacked / "usr/lib" / MULTIARCH):
+            inside = str(library).removeprefix(str(unpacked)).lstrip("/")
+            if inside in added:
+                continue
+            added.add(inside)
+            parent = Path(inside).parent
+            for depth in range(1, len(parent.parts) + 1):
+                part = str(Path(*parent.parts[:depth]))
+                if part not in made and part not in ("lib", "lib64", "usr"):
+                    archive.directory(part)
+                    made.add(part)
+            archive.file(inside, library.resolve().read_bytes(), 0o755)
 
     order = []
     for module in modules:
@@ -244,8 +254,8 @@ def _initramfs(unpacked: Path, modules: list[Path], modules_root: Path) -> bytes
 
 
 def _digest(kernel: str) -> str:
-    h = hashlib.sha256(f"{BUILD_VERSION} {kernel} {' '.join(PACKAGES)} {' '.join(MODULES)}".encode())
-    h.update(SSHD_CONFIG.encode())
+    h = hashlib.sha256(f"{kernel} {' '.join(PACKAGES)} {' '.join(MODULES)}".encode())
+    h.update(Path(__file__).read_bytes())  # how it is built is part of what is built
     for name in GUEST_FILES:
         h.update(_guest_file(name))
     return h.hexdigest()[:12]
@@ -260,7 +270,7 @@ def build_tiny_linux(cache: Path | None = None, force: bool = False) -> TinyLinu
         return target
     debs = cache / "debs"
     _download([kernel, *PACKAGES], debs)
-    unpacked = cache / "unpacked" / kernel
+    unpacked = cache / "unpacked" / target.directory.name
     if not unpacked.exists() or force:
         partial = unpacked.with_name(unpacked.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
@@ -280,8 +290,8 @@ def build_tiny_linux(cache: Path | None = None, force: bool = False) -> TinyLinu
     (staging / "initramfs.cpio.gz").write_bytes(_initramfs(unpacked, modules, modules_root))
     shutil.rmtree(target.directory, ignore_errors=True)
     staging.rename(target.directory)  # complete builds only: a crash mid-build leaves a .partial behind
-    for old in target.directory.parent.iterdir():
-        if old != target.directory:
+    for old in [*target.directory.parent.iterdir(), *unpacked.parent.iterdir()]:
+        if old.name != target.directory.name:
             shutil.rmtree(old, ignore_errors=True)
     return target
 
