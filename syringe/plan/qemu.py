@@ -82,7 +82,6 @@ class VmSpec:
     share: Share | None = None  # the lesson's files, read-only
     console: str | None = None  # a file for the serial console; None sends it to stdout
     pidfile: str | None = None
-    run_as: str | None = None  # drop to this user once QEMU has opened its files
 
 
 def mac_address(seed: str, index: int) -> str:
@@ -122,9 +121,9 @@ def _netdev(index: int, transport: UdpLink | TapLink) -> str:
 def qemu_command(spec: VmSpec, binary: str = "qemu-system-x86_64") -> list[str]:
     """The full argv of one endpoint's QEMU."""
     if len(spec.nics) > MAX_DATA_NICS:
-        raise QemuSpecError(f"{spec.name}: {len(spec.nics)} data interfaces; a VM can have at most {MAX_DATA_NICS}")
+        raise QemuSpecError(f"{len(spec.nics)} data interfaces; a VM can have at most {MAX_DATA_NICS}")
     if spec.memory_mib < 16 or spec.cpus < 1:
-        raise QemuSpecError(f"{spec.name}: {spec.memory_mib} MiB and {spec.cpus} cpus cannot run a VM")
+        raise QemuSpecError(f"{spec.memory_mib} MiB and {spec.cpus} cpus cannot run a VM")
     accel = "kvm" if spec.accel == "kvm" else "tcg,tb-size=16"
     argv = [binary, "-name", spec.name, "-nodefaults", "-no-user-config", "-display", "none", "-machine", "pc"]
     argv += ["-accel", accel, "-m", str(spec.memory_mib), "-smp", str(spec.cpus)]
@@ -150,6 +149,4 @@ def qemu_command(spec: VmSpec, binary: str = "qemu-system-x86_64") -> list[str]:
         share = spec.share
         argv += ["-fsdev", f"local,id=share,path={share.path},security_model=none,readonly=on"]
         argv += ["-device", f"virtio-9p-pci,fsdev=share,mount_tag={share.tag},addr={SHARE_SLOT:#x}"]
-    if spec.run_as:
-        argv += ["-runas", spec.run_as]
     return argv

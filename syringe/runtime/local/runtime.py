@@ -208,7 +208,7 @@ class LocalRuntime:
             raise EndpointCannotRunLocally(str(exc)) from exc
         for name, (spec, tiny) in specs.items():
             reach = Reach(LOCAL_ADDRESS, dict(spec.forwards))
-            endpoint = LocalEndpoint(name, VmProcess(spec, self.settings.qemu_binary), reach, tiny)
+            endpoint = LocalEndpoint(name, VmProcess(spec, self.settings.qemu_binary, self.run_as), reach, tiny)
             lesson.endpoints[name] = endpoint
             self._observe(lesson, endpoint, "Pending", reason="Booting")
         # All VMs boot at once: a lesson's launch takes about as long as its slowest VM.
@@ -298,7 +298,6 @@ class LocalRuntime:
                 nics=tuple(nics),
                 share=Share(str(lesson.lesson_dir), "lesson"),
                 console=str(lesson.directory / f"{name}.console"),
-                run_as=self.run_as,
             )
             try:
                 qemu_command(spec)
@@ -337,7 +336,10 @@ class LocalRuntime:
                     continue
                 self._observe(lesson, endpoint, "Failed", reason="VmFailed", message=str(exc), fatal=True)
                 return
-            except OSError as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - an endpoint that cannot start fails its launch, never hangs it
+                log.error("%s/%s: starting the VM: %r", lesson.namespace, endpoint.name, exc)
                 self._observe(lesson, endpoint, "Failed", reason="VmFailed", message=str(exc), fatal=True)
                 return
         log.info("%s/%s: VM ready in %.1fs (%s)", lesson.namespace, endpoint.name, waited, self.accel)
@@ -352,7 +354,7 @@ class LocalRuntime:
         forwards = {port: free_port() for port in old.forwards}
         spec = VmSpec(**{**old.__dict__, "forwards": forwards})
         endpoint.reach = Reach(LOCAL_ADDRESS, forwards)
-        return VmProcess(spec, self.settings.qemu_binary)
+        return VmProcess(spec, self.settings.qemu_binary, self.run_as)
 
     def _observe(
         self,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import grp
 import os
+import pwd
 import shutil
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -54,28 +56,51 @@ def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    # In the child, before exec: end when Syringe ends, however it ends (a crash included).
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+def _child_setup(user: str | None) -> Callable[[], None]:
+    """What the child does before exec: become ``user`` (looked up now, not in the child), then ask to
+    be killed when Syringe ends, however it ends. In that order: a change of credentials clears the
+    parent-death signal."""
+    account = pwd.getpwnam(user) if user else None
+    groups = [g.gr_gid for g in grp.getgrall() if g.gr_name == "kvm"]  # /dev/kvm, where KVM works
+
+    def setup() -> None:
+        if account is not None:
+            os.setgroups(groups)
+            os.setgid(account.pw_gid)
+            os.setuid(account.pw_uid)
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    return setup
+
+
+def _prepare_console(path: Path, user: str | None) -> None:
+    path.write_bytes(b"")
+    if user is not None:
+        shutil.chown(path, user)
 
 
 class VmProcess:
-    def __init__(self, spec: VmSpec, binary: str) -> None:
+    """``user``: run QEMU as this user (Syringe running as root never runs a VM as root). The switch
+    happens before exec, not with QEMU's -runas: a change of credentials after the parent-death signal
+    is set would clear it."""
+
+    def __init__(self, spec: VmSpec, binary: str, user: str | None = None) -> None:
         self.spec = spec
+        self.user = user
         self.argv = qemu_command(spec, binary)
         self.process: asyncio.subprocess.Process | None = None
         self.stderr = b""
 
     async def start(self) -> None:
         if self.spec.console:
-            await asyncio.to_thread(Path(self.spec.console).write_bytes, b"")
+            await asyncio.to_thread(_prepare_console, Path(self.spec.console), self.user)
         self.process = await asyncio.create_subprocess_exec(
             *self.argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_child_setup(self.user),
             start_new_session=True,
         )
 
