@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -229,6 +230,15 @@ def cmd_image_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_launch(args: argparse.Namespace) -> int:
+    """The QEMU wrapper container's entrypoint (stage 1 of an image), or its readiness probe."""
+    from syringe.runtime.wrapper import launcher
+
+    if args.health:
+        return launcher.health(os.environ.get("SYRINGE_VM_HEALTH_FILE", launcher.HEALTH_FILE))
+    return launcher.main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syringe", description="Lesson orchestration for hands-on network labs.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -280,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     configure.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole configuration")
     configure.add_argument("--napalm-mode", choices=["merge", "replace"], default="merge")
     configure.set_defaults(func=cmd_configure)
+    launch = commands.add_parser("launch", help="run as PID 1 of a QEMU wrapper container (settings from env)")
+    launch.add_argument("--health", action="store_true", help="the readiness probe: exit 0 when the VM is ready")
+    launch.set_defaults(func=cmd_launch)
     image = commands.add_parser("image", help="images of the local runtime")
     image_commands = image.add_subparsers(dest="image_command", required=True)
     build = image_commands.add_parser("build", help="build an image into the cache (quick when it is there)")

@@ -241,6 +241,14 @@ def _security(image: Image | None, settings: PlanSettings) -> tuple[dict[str, An
     return context, pod
 
 
+# A QEMU wrapper's pod is ready when its launcher says the VM is (syringe launch --health).
+VM_READINESS: dict[str, Any] = {
+    "exec": {"command": ["syringe", "launch", "--health"]},
+    "periodSeconds": 2,
+    "failureThreshold": 1,
+}
+
+
 def _pod(
     namespace: str,
     common: Mapping[str, str],
@@ -269,7 +277,11 @@ def _pod(
             {"name": "SYRINGE_VM_MEMORY_MIB", "value": str(mebibytes(image.vm.memory))},
             {"name": "SYRINGE_VM_CPUS", "value": str(image.vm.cpus)},
             {"name": "SYRINGE_VM_DISK", "value": image.vm.disk},
+            # The wrapper's launcher waits for this many data interfaces (eth1..N) before it boots the VM.
+            {"name": "SYRINGE_VM_INTERFACES", "value": str(len(networks))},
         ]
+        if endpoint.additional_ports:
+            env.append({"name": "SYRINGE_VM_PORTS", "value": ",".join(str(p) for p in endpoint.additional_ports)})
     security, pod_extra = _security(image, settings)
     metadata = _metadata(endpoint.name, namespace, common, **{labels.ENDPOINT: endpoint.name})
     if networks:
@@ -307,6 +319,7 @@ def _pod(
                     "env": env,
                     "resources": {"requests": requests, "limits": limits},
                     "securityContext": security,
+                    **({"readinessProbe": VM_READINESS} if image is not None and image.kind == "vm" else {}),
                     "volumeMounts": [
                         {"name": "lesson-files", "mountPath": settings.lesson_mount_path, "readOnly": True}
                     ],
