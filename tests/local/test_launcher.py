@@ -224,7 +224,7 @@ def test_two_wrapped_vms_ping_through_stitched_links(
     ("extra", "expected"),
     [
         ({"SYRINGE_VM_KERNEL": "", "SYRINGE_VM_DISK": "/images/no.qcow2"}, "SYRINGE_VM_DISK: /images/no.qcow2 does"),
-        ({"SYRINGE_VM_INTERFACES": "29"}, "SYRINGE_VM_INTERFACES=29 is outside 0..28"),
+        ({"SYRINGE_VM_INTERFACES": "29"}, "SYRINGE_VM_INTERFACES=29 is outside 0..27"),
         ({"SYRINGE_VM_INTERFACES": "2", "SYRINGE_VM_INTERFACE_TIMEOUT": "1"}, "the pod has no eth2 after 1s"),
     ],
 )  # fmt: skip

@@ -78,7 +78,7 @@ async def http(served: str) -> AsyncIterator[httpx.AsyncClient]:
     [
         ("missing-disk", "endpoint router: image router-disk: disk image "),
         ("cluster-only", "endpoint switch: image cluster-only cannot run without a cluster"),
-        ("too-many-links", "endpoint hub: 29 data interfaces; a VM can have at most 28"),
+        ("too-many-links", "endpoint hub: 29 data interfaces; a VM can have at most 27"),
     ],
 )
 async def test_an_endpoint_that_cannot_run_fails_clearly_and_leaves_nothing(

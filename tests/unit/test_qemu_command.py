@@ -6,6 +6,7 @@ import pytest
 
 from syringe.plan.qemu import (
     MAX_DATA_NICS,
+    TINY_KERNEL_PARAMETERS,
     DataNic,
     DiskBoot,
     KernelBoot,
@@ -48,7 +49,8 @@ def test_nics_sit_at_pinned_pci_slots_in_order() -> None:
     assert devices[0] == "virtio-net-pci,netdev=mgmt,addr=0x3"
     assert devices[1] == f"virtio-net-pci,netdev=link0,mac={mac_address('r1', 1)},addr=0x4"
     assert devices[2] == f"virtio-net-pci,netdev=link1,mac={mac_address('r1', 2)},addr=0x5"
-    assert devices[3] == "virtio-9p-pci,fsdev=share,mount_tag=lesson,addr=0x2"
+    assert devices[3] == "virtio-rng-pci,addr=0x1f"
+    assert devices[4] == "virtio-9p-pci,fsdev=share,mount_tag=lesson,addr=0x2"
 
 
 def test_links_are_udp_datagrams_or_taps_and_management_forwards_ports() -> None:
@@ -93,6 +95,7 @@ def test_guest_parameters_carry_names_addresses_and_an_encoded_password() -> Non
     nics = (DataNic("net1", "52:54:00:00:00:01", TapLink("tap1"), "10.1.0.1/24"),)
     words = guest_parameters("linux1", nics, "antidote", "pass word", forward=True).split()
     assert words == [
+        *TINY_KERNEL_PARAMETERS.split(),
         "syringe.host=linux1",
         "syringe.user=antidote",
         "syringe.password=cGFzcyB3b3Jk",  # base64: a space cannot end the kernel parameter
@@ -113,7 +116,7 @@ def test_launcher_settings_come_from_env_with_clear_errors() -> None:
     for env, message in (
         ({}, "set SYRINGE_VM_DISK"),
         ({"SYRINGE_VM_KERNEL": "/k"}, "SYRINGE_VM_KERNEL needs SYRINGE_VM_INITRD"),
-        ({"SYRINGE_VM_DISK": "/d", "SYRINGE_VM_INTERFACES": "29"}, "SYRINGE_VM_INTERFACES=29 is outside 0..28"),
+        ({"SYRINGE_VM_DISK": "/d", "SYRINGE_VM_INTERFACES": "29"}, "SYRINGE_VM_INTERFACES=29 is outside 0..27"),
         ({"SYRINGE_VM_DISK": "/d", "SYRINGE_VM_MEMORY_MIB": "lots"}, "SYRINGE_VM_MEMORY_MIB='lots' is not a whole"),
         ({"SYRINGE_VM_DISK": "/d", "SYRINGE_VM_PORTS": "22,http"}, "SYRINGE_VM_PORTS: 'http' is not a port"),
         ({"SYRINGE_VM_DISK": "/d", "SYRINGE_VM_ACCEL": "hvf"}, "SYRINGE_VM_ACCEL='hvf'"),

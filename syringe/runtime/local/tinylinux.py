@@ -7,12 +7,13 @@ NETCONF needs an SSH subsystem, which dropbear cannot serve.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
+import lzma
 import os
 import re
 import shutil
+import struct
 import subprocess
 import time
 from dataclasses import dataclass
@@ -42,11 +43,16 @@ class TinyLinux:
 
     @property
     def kernel(self) -> Path:
-        return self.directory / "vmlinuz"
+        """The uncompressed kernel, booted through its PVH entry point, where it could be extracted: no
+        decompression and no BIOS boot path, which under TCG saves about a third of the boot. Else the
+        compressed one."""
+        uncompressed = self.directory / "vmlinux"
+        return uncompressed if uncompressed.exists() else self.directory / "vmlinuz"
 
     @property
     def initrd(self) -> Path:
-        return self.directory / "initramfs.cpio.gz"
+        # Uncompressed: inflating it costs the guest 0.3 s under TCG, more than reading it costs QEMU.
+        return self.directory / "initramfs.cpio"
 
 
 def default_cache() -> Path:
@@ -115,6 +121,40 @@ def module_load_order(modules_dir: Path, wanted: tuple[str, ...]) -> list[Path]:
     for name in wanted:
         visit(name)
     return order
+
+
+XEN_ELFNOTE_PHYS32_ENTRY = 18  # the PVH entry point QEMU boots an ELF kernel by
+
+
+def _has_pvh_entry(elf: bytes) -> bool:
+    """Whether a 64-bit little-endian ELF has the note that lets QEMU boot it directly (PVH)."""
+    if elf[:4] != b"\x7fELF" or elf[4] != 2:
+        return False
+    program_headers, entry_size, count = struct.unpack_from("<Q", elf, 0x20)[0], *struct.unpack_from("<HH", elf, 0x36)
+    for index in range(count):
+        kind, _, offset, _, _, size = struct.unpack_from("<IIQQQQ", elf, program_headers + index * entry_size)
+        if kind != 4:  # PT_NOTE
+            continue
+        position = offset
+        while position + 12 <= offset + size:
+            name_size, description_size, note_type = struct.unpack_from("<III", elf, position)
+            name = elf[position + 12 : position + 12 + name_size].rstrip(b"\x00")
+            if name == b"Xen" and note_type == XEN_ELFNOTE_PHYS32_ENTRY:
+                return True
+            position += 12 + (name_size + 3) // 4 * 4 + (description_size + 3) // 4 * 4
+    return False
+
+
+def extract_vmlinux(bzimage: bytes) -> bytes | None:
+    """The ELF kernel inside a bzImage whose payload is xz-compressed (Debian's), if it has a PVH entry."""
+    start = bzimage.find(b"\xfd7zXZ\x00")
+    if start < 0:
+        return None
+    try:
+        elf = lzma.LZMADecompressor().decompress(bzimage[start:])
+    except lzma.LZMAError:
+        return None
+    return elf if _has_pvh_entry(elf) else None
 
 
 def _libraries(binary: Path, extra_library_dir: Path) -> list[Path]:
@@ -250,7 +290,7 @@ def _initramfs(unpacked: Path, modules: list[Path], modules_root: Path) -> bytes
     archive.file("usr/libexec/syringe/netconf-server", _guest_file("netconf-server"), 0o755)
     archive.file("srv/www/index.html.in", _guest_file("index.html.in"))
     archive.file("srv/www/cgi-bin/status", _guest_file("status.cgi"), 0o755)
-    return gzip.compress(archive.close(), compresslevel=6, mtime=0)
+    return archive.close()
 
 
 def _digest(kernel: str) -> str:
@@ -287,7 +327,10 @@ def build_tiny_linux(cache: Path | None = None, force: bool = False) -> TinyLinu
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     shutil.copyfile(unpacked / "boot" / f"vmlinuz-{version}", staging / "vmlinuz")
-    (staging / "initramfs.cpio.gz").write_bytes(_initramfs(unpacked, modules, modules_root))
+    vmlinux = extract_vmlinux((staging / "vmlinuz").read_bytes())
+    if vmlinux is not None:
+        (staging / "vmlinux").write_bytes(vmlinux)
+    (staging / "initramfs.cpio").write_bytes(_initramfs(unpacked, modules, modules_root))
     shutil.rmtree(target.directory, ignore_errors=True)
     staging.rename(target.directory)  # complete builds only: a crash mid-build leaves a .partial behind
     for old in [*target.directory.parent.iterdir(), *unpacked.parent.iterdir()]:
