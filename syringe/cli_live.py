@@ -27,8 +27,10 @@ def access_lines(ll: LiveLesson, manager: LiveLessonManager) -> list[str]:
         host = manager.address_of(ll.id, endpoint.name) or "?"
         image = manager.tree.images.get(endpoint.image)
         user = image.ssh_user if image and image.ssh_user else "root"
+        seen = ll.endpoints[endpoint.name].observation
+        local = seen.local_ports if seen is not None else {}  # off-cluster: QEMU's forwarded ports
         for presentation in endpoint.presentations:
-            port = presentation.port
+            port = local.get(presentation.port, presentation.port)
             if presentation.type == "ssh":
                 how = f"ssh -p {port} {user}@{host}"
             elif presentation.type == "netconf":
@@ -37,7 +39,7 @@ def access_lines(ll: LiveLesson, manager: LiveLessonManager) -> list[str]:
                 how = f"http://{host}:{port}/"
             lines.append(f"  {endpoint.name}/{presentation.name} ({presentation.type}): {how}")
         for port in endpoint.additional_ports:
-            lines.append(f"  {endpoint.name}/port {port}: {host}:{port}")
+            lines.append(f"  {endpoint.name}/port {port}: {host}:{local.get(port, port)}")
     if any(image.ssh_password for image in manager.tree.images.values()):
         lines.append("  (passwords are in the images' metafiles)")
     return lines
