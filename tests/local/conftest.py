@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from syringe.runtime.local.tinylinux import TinyLinux, build_tiny_linux
+from syringe.runtime.local.vm import processes
 from tests.integration.helpers import REPO, ServedSyringe
 
 
@@ -38,18 +39,12 @@ def serve_locally(env: dict[str, str], log: Path) -> ServedSyringe:
 
 
 def qemu_processes(marker: str) -> list[int]:
-    """Pids of QEMU processes whose -name contains ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\x00")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"qemu-system-x86_64") and any(marker.encode() in part for part in argv):
-            found.append(int(entry.name))
-    return found
+    """Pids of QEMU processes whose arguments contain ``marker``."""
+    return [
+        pid
+        for pid, argv in processes()
+        if argv and argv[0].endswith("qemu-system-x86_64") and any(marker in part for part in argv)
+    ]
 
 
 @pytest.fixture(scope="module")

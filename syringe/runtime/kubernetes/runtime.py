@@ -24,6 +24,7 @@ from syringe.runtime.base import (
     SessionGone,
     SessionRecord,
 )
+from syringe.runtime.fanout import EventFanout
 from syringe.runtime.kubernetes.calls import ApiCalls, describe, is_transient
 from syringe.runtime.kubernetes.checking import run_checks
 from syringe.runtime.kubernetes.creating import Creators, raw_body
@@ -75,7 +76,7 @@ class KubernetesRuntime:
         self._core = client.CoreV1Api(api)
         self._batch = client.BatchV1Api(api)
         self._creators = Creators(api)
-        self._subscribers: list[asyncio.Queue[RuntimeEvent]] = []
+        self._events = EventFanout()
         self._gone_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._service_ips: dict[tuple[str, str], str] = {}
         self._node_ports: dict[tuple[str, str], dict[int, int]] = {}
@@ -335,8 +336,7 @@ class KubernetesRuntime:
             for waiter in self._gone_waiters.get(event.namespace, []):
                 if not waiter.done():
                     waiter.set_result(None)
-        for queue in self._subscribers:
-            queue.put_nowait(event)
+        self._events.publish(event)
 
     def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
         job_pod = observe_job_pod(pod)
@@ -420,14 +420,8 @@ class KubernetesRuntime:
     def _on_connection(self, connected: bool) -> None:
         self.connected = connected
 
-    async def events(self) -> AsyncIterator[RuntimeEvent]:
-        queue: asyncio.Queue[RuntimeEvent] = asyncio.Queue()
-        self._subscribers.append(queue)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            self._subscribers.remove(queue)
+    def events(self) -> AsyncIterator[RuntimeEvent]:
+        return self._events.subscribe()
 
     async def close(self) -> None:
         for w in self._watches:

@@ -47,6 +47,7 @@ from syringe.runtime.base import (
     NamespaceGone,
     RuntimeEvent,
 )
+from syringe.runtime.fanout import EventFanout
 from syringe.runtime.local.jobs import JobOutcome, Reach, run_job, selector_matches
 from syringe.runtime.local.tinylinux import ImageBuildError, TinyLinux, build_tiny_linux
 from syringe.runtime.local.vm import VmFailed, VmProcess, choose_accel, end_leftovers, free_port, vm_name
@@ -128,7 +129,7 @@ class LocalRuntime:
         self.accel = choose_accel(settings.accel)
         self.run_as = "nobody" if os.geteuid() == 0 else None
         self.lessons: dict[str, LocalLesson] = {}
-        self._subscribers: list[asyncio.Queue[RuntimeEvent]] = []
+        self._events = EventFanout()
         self._tiny: TinyLinux | None = None
         self._tiny_lock = asyncio.Lock()
 
@@ -165,20 +166,10 @@ class LocalRuntime:
         await asyncio.gather(*(self.delete(namespace, 10) for namespace in list(self.lessons)))
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[RuntimeEvent]:
-        queue: asyncio.Queue[RuntimeEvent] = asyncio.Queue()
-        self._subscribers.append(queue)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            self._subscribers.remove(queue)
+        return self._events.subscribe()
 
     def _emit(self, event: RuntimeEvent) -> None:
-        for queue in self._subscribers:
-            queue.put_nowait(event)
+        self._events.publish(event)
 
     # ------------------------------------------------------------------ protocol: live lessons
     async def apply(self, plan: Plan) -> None:

@@ -159,7 +159,8 @@ class VmProcess:
             await self.process.wait()
 
 
-def _processes() -> Iterator[tuple[int, list[str]]]:
+def processes() -> Iterator[tuple[int, list[str]]]:
+    """Every process of the machine: (pid, argv)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -173,7 +174,7 @@ def _processes() -> Iterator[tuple[int, list[str]]]:
 def leftover_vms(instance: str) -> list[int]:
     """QEMU processes of this Syringe instance whose owning Syringe process is gone: left by a crash."""
     found = []
-    for pid, argv in _processes():
+    for pid, argv in processes():
         with contextlib.suppress(ValueError, IndexError):
             name = argv[argv.index("-name") + 1]
             if not name.startswith(f"{NAME_PREFIX}{instance}-"):
