@@ -64,19 +64,23 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "syringe"
 
 
-def _run(command: list[str], step: str, cwd: Path | None = None) -> str:
+def _run(command: list[str], step: str, cwd: Path | None = None, check: bool = True) -> str:
     try:
         done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
     except OSError as exc:
         raise ImageBuildError(f"{step}: cannot run {command[0]}: {exc.strerror}") from exc
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         raise ImageBuildError(f"{step}: {' '.join(command)} failed: {(done.stderr or done.stdout).strip()[-400:]}")
     return done.stdout
 
 
 def kernel_package() -> str:
     """The generic kernel flavour (the -cloud- one has no 9p) that linux-image-amd64 points at today."""
-    output = _run(["apt-cache", "depends", "linux-image-amd64"], "finding the kernel package")
+    output = _run(["apt-cache", "depends", "linux-image-amd64"], "finding the kernel package", check=False)
+    if "Depends: linux-image-" not in output:
+        # A fresh machine has no package lists yet.
+        _run(["apt-get", "update", "-qq"], "updating the package lists")
+        output = _run(["apt-cache", "depends", "linux-image-amd64"], "finding the kernel package")
     match = re.search(r"Depends: (linux-image-\d\S*-amd64)", output)
     if match is None:
         raise ImageBuildError("finding the kernel package: linux-image-amd64 depends on no linux-image-<version>")
