@@ -107,6 +107,35 @@ async def idle_memory(memory: int, count: int, workdir: Path, idle: float) -> tu
     return tuple(int(statistics.median(r[i] for r in readings)) for i in range(3))  # type: ignore[return-value]
 
 
+async def bare_boots(count: int, workdir: Path) -> float:
+    """Seconds until ``count`` VMs started at once have all printed their ready line: QEMU alone, no
+    Syringe, the floor for B2 on this machine."""
+    tiny = build_tiny_linux()
+    vms = [
+        VmProcess(
+            VmSpec(
+                name=f"syringe-bench.bare{index}",
+                memory_mib=128,
+                cpus=1,
+                boot=KernelBoot(str(tiny.kernel), str(tiny.initrd), guest_parameters(f"bare{index}", ())),
+                accel=choose_accel("auto"),
+                console=str(workdir / f"bare{index}.log"),
+            ),
+            "qemu-system-x86_64",
+            "nobody",
+        )
+        for index in range(count)
+    ]
+    started = time.perf_counter()
+    try:
+        for vm in vms:
+            await vm.start()
+        await asyncio.gather(*(vm.wait_ready(120) for vm in vms))
+        return time.perf_counter() - started
+    finally:
+        await asyncio.gather(*(vm.stop() for vm in vms))
+
+
 def _curriculum(root: Path) -> Path:
     shutil.copytree(REPO / "lessons", root)
     for slug, endpoints, links in (
@@ -181,6 +210,12 @@ async def main() -> None:
         print(
             f"B2 launch -> READY: 1 VM {one:.2f} s, 3 VMs with 3 links {three:.2f} s: "
             f"{three / one:.2f}x (target < 1.5x)"
+        )
+        bare_one = statistics.median([await bare_boots(1, workdir) for _ in range(args.repeat)])
+        bare_three = statistics.median([await bare_boots(3, workdir) for _ in range(args.repeat)])
+        print(
+            f"B2 baseline, QEMU alone to the ready line: 1 VM {bare_one:.2f} s, 3 VMs {bare_three:.2f} s: "
+            f"{bare_three / bare_one:.2f}x"
         )
 
         sizes = []
