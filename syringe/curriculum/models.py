@@ -98,6 +98,11 @@ class LocalRun(Model):
     append: str = Field(default="", description="kind kernel: extra kernel command-line parameters.")
     memory: Quantity = Field(default="128Mi", description="Guest memory.")
     cpus: Annotated[int, Field(ge=1, le=64)] = 1
+    ready_line: str = Field(
+        default="",
+        description="Text the guest prints on its serial console once it serves (kinds disk and kernel); "
+        "Syringe probes it only after. tiny-linux has its own.",
+    )
 
     @model_validator(mode="after")
     def _needs_its_files(self) -> LocalRun:

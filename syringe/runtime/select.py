@@ -26,8 +26,13 @@ def runtime_from_settings(settings: Settings, tree: CurriculumTree | None = None
     if not cluster_configured(settings):
         if tree is not None and settings.local.enabled:
             return LocalRuntime(tree.root, tree.images, settings.plan.instance, settings.local)
+        local = (
+            "; live lessons on local VMs belong to the process that runs them (syringe serve, syringe up)"
+            if settings.local.enabled
+            else ""
+        )
         raise NoCluster(
-            "no Kubernetes cluster configured: set SYRINGE_KUBECONFIG (or KUBECONFIG), or run Syringe in a pod"
+            "no Kubernetes cluster configured: set SYRINGE_KUBECONFIG (or KUBECONFIG), or run Syringe in a pod" + local
         )
     threads = settings.lifecycle.api_threads
     try:

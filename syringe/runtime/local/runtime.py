@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import subprocess
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from syringe.plan.addressing import attachments_by_endpoint
 from syringe.plan.files import unpack_files
 from syringe.plan.qemu import (
     MIN_TINY_MEMORY_MIB,
+    READY_LINE,
     DataNic,
     DiskBoot,
     KernelBoot,
@@ -70,6 +72,7 @@ class LocalEndpoint:
     vm: VmProcess
     reach: Reach
     tiny: bool
+    ready_line: str | None  # what the guest prints when it serves; None: no such line, probe at once
     watcher: asyncio.Task[None] | None = None
 
 
@@ -139,7 +142,8 @@ class LocalRuntime:
         if shutil.which(self.settings.qemu_binary) is None:
             problems.append(
                 f"{self.settings.qemu_binary} not found: install Debian's qemu-system-x86 package "
-                "(scripts/setup.sh does), or set SYRINGE_KUBECONFIG to use a cluster"
+                "(scripts/setup.sh does), set SYRINGE_KUBECONFIG to use a cluster, or set "
+                "SYRINGE_LOCAL__ENABLED=false to serve the catalog only"
             )
         return problems
 
@@ -199,7 +203,10 @@ class LocalRuntime:
             raise EndpointCannotRunLocally(str(exc)) from exc
         for name, (spec, tiny) in specs.items():
             reach = Reach(LOCAL_ADDRESS, dict(spec.forwards))
-            endpoint = LocalEndpoint(name, VmProcess(spec, self.settings.qemu_binary, self.run_as), reach, tiny)
+            image = boots[name][1]
+            ready_line = READY_LINE if tiny else (image.local.ready_line if image.local else "") or None
+            vm = VmProcess(spec, self.settings.qemu_binary, self.run_as)
+            endpoint = LocalEndpoint(name, vm, reach, tiny, ready_line)
             lesson.endpoints[name] = endpoint
             self._observe(lesson, endpoint, "Pending", reason="Booting")
         # All VMs boot at once: a lesson's launch takes about as long as its slowest VM.
@@ -214,6 +221,18 @@ class LocalRuntime:
                 except ImageBuildError as exc:
                     raise RuntimeUnavailable(f"building the tiny Linux VM: {exc}") from exc
             return self._tiny
+
+    def _unreadable(self, path: Path) -> str | None:
+        """Why QEMU, running as another user, cannot read ``path``; None when it can."""
+        if self.run_as is None:
+            return None
+        resolved = path.resolve()
+        for parent in reversed(resolved.parents):
+            if not parent.stat().st_mode & stat.S_IXOTH:
+                return f"{resolved} is not readable by {self.run_as}, whom QEMU runs as: {parent} is closed to others"
+        if not resolved.stat().st_mode & stat.S_IROTH:
+            return f"{resolved} is not readable by {self.run_as}, whom QEMU runs as (chmod o+r)"
+        return None
 
     def _image_path(self, slug: str, path: str) -> Path:
         candidate = Path(path)
@@ -238,10 +257,14 @@ class LocalRuntime:
             for path in (kernel, initrd):
                 if not path.is_file():
                     raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: {path} does not exist")
+                if (why := self._unreadable(path)) is not None:
+                    raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: {why}")
             return KernelBoot(str(kernel), str(initrd), local.append), image
         disk = self._image_path(slug, local.disk)
         if not disk.is_file():
             raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: disk image {disk} does not exist")
+        if (why := self._unreadable(disk)) is not None:
+            raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: {why}")
         return DiskBoot(str(disk)), image
 
     def _specs(
@@ -317,7 +340,7 @@ class LocalRuntime:
         for attempt in range(START_ATTEMPTS):
             try:
                 await endpoint.vm.start()
-                waited = await endpoint.vm.wait_ready(timeout, ready_line=endpoint.tiny)
+                waited = await endpoint.vm.wait_ready(timeout, endpoint.ready_line)
                 break
             except VmFailed as exc:
                 if lesson.stopping:

@@ -123,9 +123,9 @@ class VmProcess:
         said = self.stderr.decode(errors="replace").strip() or self.console_tail().strip()
         return f"qemu exited with status {self.process.returncode}: {said[-600:]}"
 
-    async def wait_ready(self, timeout: float, ready_line: bool = True) -> float:
-        """Until the guest prints its ready line (or, without one, until QEMU has stayed up briefly).
-        Returns the seconds waited. Raises VmFailed when QEMU ends first or the timeout passes."""
+    async def wait_ready(self, timeout: float, ready_line: str | None = READY_LINE) -> float:
+        """Until the guest prints ``ready_line`` on its console (or, with none, until QEMU has stayed up
+        briefly). Returns the seconds waited. Raises VmFailed when QEMU ends first or the timeout passes."""
         assert self.process is not None
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -133,7 +133,7 @@ class VmProcess:
         while loop.time() < deadline:
             if self.process.returncode is not None:
                 raise VmFailed(await self._failure())
-            if ready_line and READY_LINE in self.console_tail(4096):
+            if ready_line and ready_line in self.console_tail(4096):
                 return loop.time() - started
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.process.wait()), 0.05)

@@ -22,6 +22,7 @@ from typing import Literal
 
 from syringe.plan.qemu import (
     MAX_DATA_NICS,
+    READY_LINE,
     DataNic,
     DiskBoot,
     KernelBoot,
@@ -250,7 +251,7 @@ class Launcher:
             ended = asyncio.create_task(self.vm.wait())
             stop = asyncio.create_task(self.stopping.wait())
             try:
-                await self.vm.wait_ready(self.config.boot_timeout, ready_line=bool(self.config.kernel))
+                await self.vm.wait_ready(self.config.boot_timeout, READY_LINE if self.config.kernel else None)
                 self._health("ready")
                 log.info("%s: VM ready (%s)", self.config.endpoint, spec.accel)
             except VmFailed as exc:
