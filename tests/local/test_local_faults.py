@@ -48,10 +48,12 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _image(root, "utility", "local:\n  kind: tiny-linux\n")
     _image(root, "router-disk", "local:\n  kind: disk\n  disk: disks/router.qcow2\n")
     _image(root, "cluster-only", "")
+    _image(root, "huge", "local:\n  kind: tiny-linux\n  memory: 4Ti\n")
     _lesson(root, "missing-disk", [("good", "utility"), ("router", "router-disk")])
     _lesson(root, "cluster-only", [("good", "utility"), ("switch", "cluster-only")])
     _lesson(root, "too-many-links", [("hub", "utility")] + [(f"spoke{i}", "utility") for i in range(29)], hub=True)
     _lesson(root, "one-host", [("host", "utility")])
+    _lesson(root, "huge-memory", [("small", "utility"), ("big", "huge")])
     return root
 
 
@@ -79,6 +81,7 @@ async def http(served: str) -> AsyncIterator[httpx.AsyncClient]:
         ("missing-disk", "endpoint router: image router-disk: disk image "),
         ("cluster-only", "endpoint switch: image cluster-only cannot run without a cluster"),
         ("too-many-links", "endpoint hub: 29 data interfaces; a VM can have at most 27"),
+        ("huge-memory", "MiB of memory available; the lesson's 2 VM(s) need 4194572 MiB"),
     ],
 )
 async def test_an_endpoint_that_cannot_run_fails_clearly_and_leaves_nothing(

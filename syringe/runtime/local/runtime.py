@@ -58,6 +58,7 @@ from syringe.settings import LocalSettings
 log = logging.getLogger(__name__)
 
 LOCAL_ADDRESS = "127.0.0.1"
+VM_OVERHEAD_MIB = 70  # QEMU's own memory per VM beyond guest RAM (measured in bench/local_vms.py)
 ALWAYS_FORWARDED = (22, 830, 80)  # SSH for configuration, NETCONF and HTTP for every presentation type
 START_ATTEMPTS = 3  # a forwarded port taken between choosing it and QEMU binding it: choose again
 
@@ -114,6 +115,17 @@ def _write_share(directory: Path, files: Mapping[str, bytes]) -> None:
     for path in [directory, *directory.rglob("*")]:
         if path.is_dir():
             path.chmod(0o755)
+
+
+def available_memory_mib() -> int | None:
+    """MemAvailable of this machine, or None where /proc/meminfo does not say."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _free_udp_pair() -> tuple[int, int]:
@@ -184,6 +196,7 @@ class LocalRuntime:
         secret = next((obj for obj in plan.objects if obj["kind"] == "Secret"), {})
         # Every endpoint is checked before any VM starts: an endpoint that cannot run leaves nothing behind.
         boots = {pod["metadata"]["name"]: await self._boot_for(pod["metadata"]["name"], plan) for pod in pods}
+        await self._check_memory(boots)
         directory = self.state_dir / plan.namespace
         lesson = LocalLesson(
             namespace=plan.namespace,
@@ -212,6 +225,22 @@ class LocalRuntime:
         # All VMs boot at once: a lesson's launch takes about as long as its slowest VM.
         for endpoint in lesson.endpoints.values():
             endpoint.watcher = asyncio.create_task(self._run_vm(lesson, endpoint), name=f"vm-{endpoint.name}")
+
+    async def _check_memory(self, boots: Mapping[str, tuple[KernelBoot | DiskBoot, Image]]) -> None:
+        """Refuse a lesson this machine cannot hold, rather than let the kernel's OOM killer pick VMs."""
+        needed = 0
+        for _, image in boots.values():
+            assert image.local is not None
+            memory = mebibytes(image.local.memory)
+            if image.local.kind == "tiny-linux":
+                memory = max(memory, MIN_TINY_MEMORY_MIB)
+            needed += memory + VM_OVERHEAD_MIB
+        available = await asyncio.to_thread(available_memory_mib)
+        if available is not None and needed > available:
+            raise RuntimeUnavailable(
+                f"this machine has {available} MiB of memory available; the lesson's {len(boots)} VM(s) need "
+                f"{needed} MiB: delete a live lesson first"
+            )
 
     async def _tiny_linux(self) -> TinyLinux:
         async with self._tiny_lock:
