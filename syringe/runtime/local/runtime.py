@@ -17,7 +17,7 @@ import socket
 import stat
 import subprocess
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +80,8 @@ class LocalEndpoint:
 @dataclass
 class LocalJob:
     labels: dict[str, str]
-    task: asyncio.Task[None]
     process: asyncio.subprocess.Process | None = None
+    task: asyncio.Task[None] = field(init=False)  # set as soon as the job is made: it runs the job
 
 
 @dataclass
@@ -395,7 +395,7 @@ class LocalRuntime:
     def _with_new_ports(self, endpoint: LocalEndpoint) -> VmProcess:
         old = endpoint.vm.spec
         forwards = {port: free_port() for port in old.forwards}
-        spec = VmSpec(**{**old.__dict__, "forwards": forwards})
+        spec = replace(old, forwards=forwards)
         endpoint.reach = Reach(LOCAL_ADDRESS, forwards)
         return VmProcess(spec, self.settings.qemu_binary, self.run_as)
 
@@ -470,7 +470,7 @@ class LocalRuntime:
                 raise RuntimeUnavailable(f"no live lesson {namespace} on this machine")
             if name in lesson.jobs:
                 continue
-            entry = LocalJob(dict(job["metadata"].get("labels", {})), asyncio.create_task(asyncio.sleep(0)))
+            entry = LocalJob(dict(job["metadata"].get("labels", {})))
             entry.task = asyncio.create_task(self._run_job(lesson, name, job, entry), name=f"job-{name}")
             lesson.jobs[name] = entry
 
