@@ -68,6 +68,7 @@ class DataNic:
     mac: str
     transport: UdpLink | TapLink
     address: str | None = None  # with prefix length; None leaves it unaddressed
+    final_mac: str | None = None  # warm boots: the NIC has the template's MAC; the guest sets this one
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,10 @@ class VmSpec:
     share: Share | None = None  # the lesson's files, read-only
     console: str | None = None  # a file for the serial console; None sends it to stdout
     pidfile: str | None = None
+    fw_cfg: Mapping[str, str] = field(default_factory=dict)  # name the guest sees -> host file
+    vmgenid: bool = False  # a new generation id per QEMU: a restored guest reseeds its RNG
+    incoming: str | None = None  # restore this saved state (a migration URI) instead of booting
+    qmp: str | None = None  # a QMP control socket at this path
 
 
 def mac_address(seed: str, index: int) -> str:
@@ -110,7 +115,8 @@ def guest_parameters(
         words.append(f"syringe.user={user}")
         words.append("syringe.password=" + base64.b64encode((password or "").encode()).decode())
     for nic in nics:
-        words.append(f"syringe.nic={nic.mac},{nic.name}" + (f",{nic.address}" if nic.address else ""))
+        fields = [nic.mac, nic.name, nic.address or "", nic.final_mac or ""]
+        words.append("syringe.nic=" + ",".join(fields).rstrip(","))
     if forward:
         words.append("syringe.forward=1")
     return " ".join(words)
@@ -155,6 +161,14 @@ def qemu_command(spec: VmSpec, binary: str = "qemu-system-x86_64") -> list[str]:
     # Entropy from the host: without it the guest's sshd waits (about 1 s under TCG) for the kernel to
     # gather its own.
     argv += ["-device", f"virtio-rng-pci,addr={RNG_SLOT:#x}"]
+    for name, path in sorted(spec.fw_cfg.items()):
+        argv += ["-fw_cfg", f"name={name},file={path}"]
+    if spec.vmgenid:
+        argv += ["-device", "vmgenid,guid=auto"]
+    if spec.qmp:
+        argv += ["-qmp", f"unix:{spec.qmp},server=on,wait=off"]
+    if spec.incoming:
+        argv += ["-incoming", spec.incoming]
     if spec.share is not None:
         share = spec.share
         argv += ["-fsdev", f"local,id=share,path={share.path},security_model=none,readonly=on"]

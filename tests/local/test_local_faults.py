@@ -128,7 +128,8 @@ def test_vms_left_by_a_crash_are_ended_at_start_and_die_with_syringe(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    server = serve_locally(local_env(instance, faulty), tmp_path / "serve.log")
+    # Cold boots here, so that the path without warm-boot templates stays tested end to end.
+    server = serve_locally(local_env(instance, faulty, SYRINGE_LOCAL__WARM_BOOT="false"), tmp_path / "serve.log")
     try:
         base = server.start()
         assert orphan.wait(timeout=10) == -signal.SIGKILL
@@ -142,6 +143,7 @@ def test_vms_left_by_a_crash_are_ended_at_start_and_die_with_syringe(
                 time.sleep(0.1)
         assert view["status"] == "READY", view
         assert len(qemu_processes(f"syringe.{instance}-{livelesson}.")) == 1
+        assert "VM booted in" in (tmp_path / "serve.log").read_text()
         assert server.process is not None
         server.process.kill()  # no shutdown at all: the VMs must still go
         server.process.wait()

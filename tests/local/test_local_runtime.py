@@ -15,6 +15,7 @@ import httpx
 import pytest
 import websockets
 
+from syringe.plan.qemu import mac_address
 from syringe.runtime.local.tinylinux import TinyLinux
 from tests.local.conftest import local_env, qemu_processes, serve_locally
 
@@ -30,6 +31,7 @@ def served(tiny_linux: TinyLinux, example_curriculum: Path, tmp_path_factory: py
     finally:
         output = server.stop()
         assert "Traceback" not in output, output[-4000:]
+        assert "VM restored in" in output and "warm boot failed" not in output  # warm boots, by default
         assert qemu_processes(f"syringe.{INSTANCE}-") == [], "syringe serve stopped, but VMs remain"
 
 
@@ -64,9 +66,9 @@ def external(view: dict[str, Any], endpoint: str, presentation: str) -> tuple[st
     return access["host"], access["port"]
 
 
-async def run(host: str, port: int, command: str) -> asyncssh.SSHCompletedProcess:
+async def run(host: str, port: int, command: str, user: str = "antidote") -> asyncssh.SSHCompletedProcess:
     async with asyncssh.connect(
-        host, port, username="antidote", password="antidotepassword", known_hosts=None, client_keys=None
+        host, port, username=user, password="antidotepassword", known_hosts=None, client_keys=None
     ) as connection:
         return await connection.run(command, timeout=30)
 
@@ -98,6 +100,19 @@ async def test_two_hosts_boot_wire_and_go(http: httpx.AsyncClient, served: str) 
     assert "2 received, 0% packet loss" in str(pinged.stdout)
     written = await run(host, port, "touch /antidote/x")
     assert written.exit_status != 0  # read-only
+
+    # Both VMs were restored from one saved template (a warm boot), yet each is its own: its NIC has its
+    # own MAC, and its kernel reseeded its random generator when it found itself restored (vmgenid).
+    seen = []
+    for endpoint in ("linux1", "linux2"):
+        where = external(view, endpoint, "cli")
+        own = await run(*where, "dmesg | grep -c 'reseeded due to virtual machine fork'; "
+                        "cat /proc/sys/kernel/random/uuid; cat /sys/class/net/net1/address", user="root")  # fmt: skip
+        forks, uuid, mac = str(own.stdout).split()
+        assert forks == "1", own.stdout
+        assert mac == mac_address(f"{INSTANCE}-{livelesson}/{endpoint}", 1)
+        seen.append(uuid)
+    assert seen[0] != seen[1]
 
     # The same access paths as on a cluster: HTTP proxy, terminal, verification Jobs.
     page = await http.get(f"/api/v1/livelessons/{livelesson}/endpoints/linux2/http/web/cgi-bin/status")

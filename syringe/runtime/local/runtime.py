@@ -53,6 +53,15 @@ from syringe.runtime.fanout import EventFanout
 from syringe.runtime.local.jobs import JobOutcome, Reach, run_job, selector_matches
 from syringe.runtime.local.tinylinux import ImageBuildError, TinyLinux, build_tiny_linux
 from syringe.runtime.local.vm import VmFailed, VmProcess, choose_accel, end_leftovers, free_port, vm_name
+from syringe.runtime.local.warm import (
+    IDENTITY,
+    Shape,
+    Templates,
+    WarmBootFailed,
+    identity_file,
+    resume_restored,
+    template_mac,
+)
 from syringe.settings import LocalSettings
 
 log = logging.getLogger(__name__)
@@ -74,6 +83,7 @@ class LocalEndpoint:
     reach: Reach
     tiny: bool
     ready_line: str | None  # what the guest prints when it serves; None: no such line, probe at once
+    cold: VmSpec | None = None  # the VM is a warm boot; this is the cold boot to fall back to
     watcher: asyncio.Task[None] | None = None
 
 
@@ -147,6 +157,7 @@ class LocalRuntime:
         self._events = EventFanout()
         self._tiny: TinyLinux | None = None
         self._tiny_lock = asyncio.Lock()
+        self._templates: Templates | None = None
 
     # ------------------------------------------------------------------ protocol: start and stop
     async def check(self) -> list[str]:
@@ -208,23 +219,53 @@ class LocalRuntime:
         files = unpack_files(plan.objects, plan.volume_sources)
         await asyncio.to_thread(shutil.rmtree, directory, True)
         await asyncio.to_thread(_write_share, lesson.lesson_dir, files)
+        if self.run_as is not None:
+            # QEMU, as this user, makes its control socket here.
+            await asyncio.to_thread(shutil.chown, directory, self.run_as)
         self.lessons[plan.namespace] = lesson
+        states = await self._warm_states(plan, boots)
         try:
-            specs = self._specs(plan, pods, boots, lesson)
+            specs = self._specs(plan, pods, boots, lesson, states)
         except QemuSpecError as exc:
             await self.delete(plan.namespace, 10)
             raise EndpointCannotRunLocally(str(exc)) from exc
-        for name, (spec, tiny) in specs.items():
+        for name, (spec, tiny, cold) in specs.items():
             reach = Reach(LOCAL_ADDRESS, dict(spec.forwards))
             image = boots[name][1]
             ready_line = READY_LINE if tiny else (image.local.ready_line if image.local else "") or None
             vm = VmProcess(spec, self.settings.qemu_binary, self.run_as)
-            endpoint = LocalEndpoint(name, vm, reach, tiny, ready_line)
+            endpoint = LocalEndpoint(name, vm, reach, tiny, ready_line, cold)
             lesson.endpoints[name] = endpoint
             self._observe(lesson, endpoint, "Pending", reason="Booting")
         # All VMs boot at once: a lesson's launch takes about as long as its slowest VM.
         for endpoint in lesson.endpoints.values():
             endpoint.watcher = asyncio.create_task(self._run_vm(lesson, endpoint), name=f"vm-{endpoint.name}")
+
+    def _tiny_shape(self, image: Image, nics: int) -> Shape:
+        assert image.local is not None
+        return Shape(nics, max(mebibytes(image.local.memory), MIN_TINY_MEMORY_MIB))
+
+    async def _warm_states(
+        self, plan: Plan, boots: Mapping[str, tuple[KernelBoot | DiskBoot, Image]]
+    ) -> dict[str, Path]:
+        """Saved states to restore, by endpoint: tiny VMs whose shape has (or now gets) a template."""
+        if not self.settings.warm_boot or self._tiny is None:
+            return {}
+        if self._templates is None:
+            self._templates = Templates(
+                self.state_dir / "templates", self._tiny, self.settings.qemu_binary, self.run_as, self.accel
+            )
+        attached = attachments_by_endpoint(plan.links)
+        states: dict[str, Path] = {}
+        for name, (_, image) in boots.items():
+            if image.local is None or image.local.kind != "tiny-linux" or image.local.cpus != 1:
+                continue
+            try:
+                shape = self._tiny_shape(image, len(attached.get(name, [])))
+                states[name] = await self._templates.state(shape, self.settings.boot_timeout)
+            except WarmBootFailed:
+                continue  # this endpoint boots cold
+        return states
 
     async def _check_memory(self, boots: Mapping[str, tuple[KernelBoot | DiskBoot, Image]]) -> None:
         """Refuse a lesson this machine cannot hold, rather than let the kernel's OOM killer pick VMs."""
@@ -302,12 +343,15 @@ class LocalRuntime:
         pods: list[dict[str, Any]],
         boots: Mapping[str, tuple[KernelBoot | DiskBoot, Image]],
         lesson: LocalLesson,
-    ) -> dict[str, tuple[VmSpec, bool]]:
+        states: Mapping[str, Path],
+    ) -> dict[str, tuple[VmSpec, bool, VmSpec | None]]:
+        """Each endpoint's VM: (what to start, whether it is the tiny VM, the cold boot to fall back to
+        when what to start is a warm boot)."""
         ports: dict[tuple[int, str], int] = {}
         for link in plan.links:
             ports[(link.index, link.a.endpoint)], ports[(link.index, link.b.endpoint)] = _free_udp_pair()
         attached = attachments_by_endpoint(plan.links)
-        specs = {}
+        specs: dict[str, tuple[VmSpec, bool, VmSpec | None]] = {}
         for pod in pods:
             name = pod["metadata"]["name"]
             boot, image = boots[name]
@@ -346,8 +390,36 @@ class LocalRuntime:
                 qemu_command(spec)
             except QemuSpecError as exc:
                 raise QemuSpecError(f"endpoint {name}: {exc}") from exc
-            specs[name] = (spec, tiny)
+            warm = None
+            if name in states:
+                with contextlib.suppress(WarmBootFailed):
+                    warm = self._warm_spec(spec, image, name, states[name], lesson)
+            specs[name] = (warm, tiny, spec) if warm is not None else (spec, tiny, None)
         return specs
+
+    def _warm_spec(self, cold: VmSpec, image: Image, name: str, state: Path, lesson: LocalLesson) -> VmSpec:
+        """The cold VM's restore from a template: the template's devices and MACs, this endpoint's links,
+        forwards and share, and its identity (the cold boot's kernel parameters) in an fw_cfg file."""
+        assert self._templates is not None
+        nics = tuple(
+            replace(nic, mac=template_mac(position), final_mac=nic.mac)
+            for position, nic in enumerate(cold.nics, start=1)
+        )
+        identity = lesson.directory / f"{name}.identity"
+        identity_file(
+            identity, guest_parameters(name, nics, image.ssh_user, image.ssh_password, image.enable_forwarding)
+        )
+        template = self._templates.spec(self._tiny_shape(image, len(nics)), cold.name, lesson.directory)
+        return replace(
+            template,
+            forwards=cold.forwards,
+            nics=nics,
+            share=cold.share,
+            console=cold.console,
+            fw_cfg={IDENTITY: str(identity)},
+            qmp=str(lesson.directory / f"{name}.qmp"),
+            incoming=f"exec:cat {state}",
+        )
 
     def _overlay(self, lesson: LocalLesson, endpoint: str, base: Path) -> str:
         """A qcow2 overlay on the image's disk: the VM writes there, and a new live lesson starts clean."""
@@ -369,11 +441,20 @@ class LocalRuntime:
         for attempt in range(START_ATTEMPTS):
             try:
                 await endpoint.vm.start()
+                vm = endpoint.vm
+                if vm.spec.qmp and vm.spec.incoming:
+                    await resume_restored(vm.spec.qmp, timeout, vm.is_running)
                 waited = await endpoint.vm.wait_ready(timeout, endpoint.ready_line)
                 break
-            except VmFailed as exc:
+            except (VmFailed, WarmBootFailed) as exc:
                 if lesson.stopping:
                     return
+                if endpoint.cold is not None:
+                    log.warning("%s/%s: warm boot failed, booting cold: %s", lesson.namespace, endpoint.name, exc)
+                    await endpoint.vm.stop()
+                    endpoint.vm = VmProcess(endpoint.cold, self.settings.qemu_binary, self.run_as)
+                    endpoint.cold = None
+                    continue
                 if "Could not set up host forwarding" in str(exc) and attempt + 1 < START_ATTEMPTS:
                     endpoint.vm = self._with_new_ports(endpoint)
                     continue
@@ -385,7 +466,8 @@ class LocalRuntime:
                 log.error("%s/%s: starting the VM: %r", lesson.namespace, endpoint.name, exc)
                 self._observe(lesson, endpoint, "Failed", reason="VmFailed", message=str(exc), fatal=True)
                 return
-        log.info("%s/%s: VM ready in %.1fs (%s)", lesson.namespace, endpoint.name, waited, self.accel)
+        how = "restored" if endpoint.vm.spec.incoming else "booted"
+        log.info("%s/%s: VM %s in %.1fs (%s)", lesson.namespace, endpoint.name, how, waited, self.accel)
         self._observe(lesson, endpoint, "Running", ready=True)
         status = await endpoint.vm.wait()
         if not lesson.stopping:

@@ -28,8 +28,9 @@ PACKAGES = ("busybox-static", "openssh-server", "libwrap0", "iputils-ping", "bas
 # Debian binaries, with the libraries they link: sshd (subsystems, for NETCONF); bash, the learner's shell
 # (busybox's shell would run its own applets first); ping (ICMP datagram sockets: no root needed).
 BINARIES = ("usr/sbin/sshd", "bin/bash", "bin/ping")
-# virtio_pci finds the devices; virtio_net and 9pnet_virtio drive the NICs and the lesson share.
-MODULES = ("virtio_pci", "virtio_net", "9pnet_virtio", "9p", "virtio_rng")
+# virtio_pci finds the devices; virtio_net and 9pnet_virtio drive the NICs and the lesson share;
+# qemu_fw_cfg shows a warm-booted VM its identity.
+MODULES = ("virtio_pci", "virtio_net", "9pnet_virtio", "9p", "virtio_rng", "qemu_fw_cfg")
 MULTIARCH = "x86_64-linux-gnu"
 
 

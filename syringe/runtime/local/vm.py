@@ -108,6 +108,10 @@ class VmProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
+    def is_running(self) -> bool:
+        """``running`` as a callable, for waits that must stop when QEMU does."""
+        return self.running
+
     def console_tail(self, limit: int = 600) -> str:
         if not self.spec.console:
             return ""
