@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from syringe.runtime.local.tinylinux import TinyLinux, build_tiny_linux
@@ -45,6 +46,15 @@ def qemu_processes(marker: str) -> list[int]:
         for pid, argv in processes()
         if argv and argv[0].endswith("qemu-system-x86_64") and any(marker in part for part in argv)
     ]
+
+
+@pytest.fixture
+async def http(served: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A learner's client of the module's `served` Syringe, with a session of its own."""
+    async with httpx.AsyncClient(base_url=served, timeout=60) as client:
+        token = (await client.post("/api/v1/sessions")).json()["token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -65,14 +65,6 @@ def served(tiny_linux: TinyLinux, faulty: Path, tmp_path_factory: pytest.TempPat
     finally:
         output = server.stop()
         assert "Traceback" not in output, output[-4000:]
-
-
-@pytest.fixture
-async def http(served: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=served, timeout=60) as client:
-        token = (await client.post("/api/v1/sessions")).json()["token"]
-        client.headers["Authorization"] = f"Bearer {token}"
-        yield client
 
 
 @pytest.mark.parametrize(

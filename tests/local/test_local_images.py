@@ -8,7 +8,7 @@ import base64
 import json
 import os
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncssh
@@ -60,14 +60,6 @@ def served(curriculum: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     finally:
         output = server.stop()
         assert "Traceback" not in output, output[-4000:]
-
-
-@pytest.fixture
-async def http(served: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=served, timeout=60) as client:
-        token = (await client.post("/api/v1/sessions")).json()["token"]
-        client.headers["Authorization"] = f"Bearer {token}"
-        yield client
 
 
 async def test_a_kernel_and_initrd_named_by_the_image_boot(http: httpx.AsyncClient) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,6 @@ def served(tiny_linux: TinyLinux, example_curriculum: Path, tmp_path_factory: py
         assert "Traceback" not in output, output[-4000:]
         assert "VM restored in" in output and "warm boot failed" not in output  # warm boots, by default
         assert qemu_processes(f"syringe.{INSTANCE}-") == [], "syringe serve stopped, but VMs remain"
-
-
-@pytest.fixture
-async def http(served: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=served, timeout=60) as client:
-        token = (await client.post("/api/v1/sessions")).json()["token"]
-        client.headers["Authorization"] = f"Bearer {token}"
-        yield client
 
 
 async def launch(http: httpx.AsyncClient, lesson: str, until: tuple[str, ...] = ("READY", "ERROR")) -> tuple[
