@@ -13,9 +13,6 @@ import contextlib
 import logging
 import os
 import shutil
-import socket
-import stat
-import subprocess
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,23 +21,12 @@ from typing import Any
 from syringe.curriculum.models import Image
 from syringe.errors import RuntimeUnavailable
 from syringe.plan import Plan
-from syringe.plan.addressing import attachments_by_endpoint
 from syringe.plan.files import unpack_files
 from syringe.plan.qemu import (
-    MIN_TINY_MEMORY_MIB,
     READY_LINE,
-    DataNic,
-    DiskBoot,
-    KernelBoot,
     QemuSpecError,
-    Share,
-    UdpLink,
     VmSpec,
-    guest_parameters,
-    mac_address,
-    qemu_command,
 )
-from syringe.plan.quantity import mebibytes
 from syringe.runtime.base import (
     EndpointObservation,
     JobObservation,
@@ -51,29 +37,18 @@ from syringe.runtime.base import (
 )
 from syringe.runtime.fanout import EventFanout
 from syringe.runtime.local.jobs import JobOutcome, Reach, run_job, selector_matches
-from syringe.runtime.local.tinylinux import ImageBuildError, TinyLinux, build_tiny_linux
-from syringe.runtime.local.vm import VmFailed, VmProcess, choose_accel, end_leftovers, free_port, vm_name
+from syringe.runtime.local.machines import SHARE, EndpointCannotRunLocally, Machines
+from syringe.runtime.local.vm import VmFailed, VmProcess, choose_accel, end_leftovers, free_port
 from syringe.runtime.local.warm import (
-    IDENTITY,
-    Shape,
-    Templates,
     WarmBootFailed,
-    identity_file,
     resume_restored,
-    template_mac,
 )
 from syringe.settings import LocalSettings
 
 log = logging.getLogger(__name__)
 
 LOCAL_ADDRESS = "127.0.0.1"
-VM_OVERHEAD_MIB = 70  # QEMU's own memory per VM beyond guest RAM (measured in bench/local_vms.py)
-ALWAYS_FORWARDED = (22, 830, 80)  # SSH for configuration, NETCONF and HTTP for every presentation type
 START_ATTEMPTS = 3  # a forwarded port taken between choosing it and QEMU binding it: choose again
-
-
-class EndpointCannotRunLocally(RuntimeUnavailable):
-    """An endpoint's image says nothing (or something impossible) about running without a cluster."""
 
 
 @dataclass
@@ -107,7 +82,7 @@ class LocalLesson:
 
     @property
     def lesson_dir(self) -> Path:
-        return self.directory / "lesson"
+        return self.directory / SHARE
 
     @property
     def reach(self) -> dict[str, Reach]:
@@ -127,21 +102,6 @@ def _write_share(directory: Path, files: Mapping[str, bytes]) -> None:
             path.chmod(0o755)
 
 
-def available_memory_mib() -> int | None:
-    """MemAvailable of this machine, or None where /proc/meminfo does not say."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) // 1024
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def _free_udp_pair() -> tuple[int, int]:
-    return free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
-
-
 class LocalRuntime:
     """Where live lessons run when there is no cluster. Implements syringe.runtime.base.Runtime."""
 
@@ -155,9 +115,7 @@ class LocalRuntime:
         self.run_as = "nobody" if os.geteuid() == 0 else None
         self.lessons: dict[str, LocalLesson] = {}
         self._events = EventFanout()
-        self._tiny: TinyLinux | None = None
-        self._tiny_lock = asyncio.Lock()
-        self._templates: Templates | None = None
+        self.machines = Machines(curriculum_root, images, settings, self.state_dir, self.accel, self.run_as)
 
     # ------------------------------------------------------------------ protocol: start and stop
     async def check(self) -> list[str]:
@@ -184,7 +142,7 @@ class LocalRuntime:
                 parent.chmod(0o755)
         if any(image.local is not None and image.local.kind == "tiny-linux" for image in self.images.values()):
             try:
-                await self._tiny_linux()
+                await self.machines.tiny_linux()
             except RuntimeUnavailable as exc:
                 log.warning("%s; lessons that need it will fail to launch", exc)
         log.info("local runtime: QEMU with %s, state in %s", self.accel, self.state_dir)
@@ -206,8 +164,8 @@ class LocalRuntime:
         pods = [obj for obj in plan.objects if obj["kind"] == "Pod"]
         secret = next((obj for obj in plan.objects if obj["kind"] == "Secret"), {})
         # Every endpoint is checked before any VM starts: an endpoint that cannot run leaves nothing behind.
-        boots = {pod["metadata"]["name"]: await self._boot_for(pod["metadata"]["name"], plan) for pod in pods}
-        await self._check_memory(boots)
+        boots = {pod["metadata"]["name"]: await self.machines.boot_for(pod["metadata"]["name"], plan) for pod in pods}
+        await self.machines.check_memory(boots)
         directory = self.state_dir / plan.namespace
         lesson = LocalLesson(
             namespace=plan.namespace,
@@ -223,9 +181,9 @@ class LocalRuntime:
             # QEMU, as this user, makes its control socket here.
             await asyncio.to_thread(shutil.chown, directory, self.run_as)
         self.lessons[plan.namespace] = lesson
-        states = await self._warm_states(plan, boots)
+        states = await self.machines.warm_states(plan, boots)
         try:
-            specs = self._specs(plan, pods, boots, lesson, states)
+            specs = self.machines.specs(plan, pods, boots, lesson.directory, states)
         except QemuSpecError as exc:
             await self.delete(plan.namespace, 10)
             raise EndpointCannotRunLocally(str(exc)) from exc
@@ -240,200 +198,6 @@ class LocalRuntime:
         # All VMs boot at once: a lesson's launch takes about as long as its slowest VM.
         for endpoint in lesson.endpoints.values():
             endpoint.watcher = asyncio.create_task(self._run_vm(lesson, endpoint), name=f"vm-{endpoint.name}")
-
-    def _tiny_shape(self, image: Image, nics: int) -> Shape:
-        assert image.local is not None
-        return Shape(nics, max(mebibytes(image.local.memory), MIN_TINY_MEMORY_MIB))
-
-    async def _warm_states(
-        self, plan: Plan, boots: Mapping[str, tuple[KernelBoot | DiskBoot, Image]]
-    ) -> dict[str, Path]:
-        """Saved states to restore, by endpoint: tiny VMs whose shape has (or now gets) a template."""
-        if not self.settings.warm_boot or self._tiny is None:
-            return {}
-        if self._templates is None:
-            self._templates = Templates(
-                self.state_dir / "templates", self._tiny, self.settings.qemu_binary, self.run_as, self.accel
-            )
-        attached = attachments_by_endpoint(plan.links)
-        states: dict[str, Path] = {}
-        for name, (_, image) in boots.items():
-            if image.local is None or image.local.kind != "tiny-linux" or image.local.cpus != 1:
-                continue
-            try:
-                shape = self._tiny_shape(image, len(attached.get(name, [])))
-                states[name] = await self._templates.state(shape, self.settings.boot_timeout)
-            except WarmBootFailed:
-                continue  # this endpoint boots cold
-        return states
-
-    async def _check_memory(self, boots: Mapping[str, tuple[KernelBoot | DiskBoot, Image]]) -> None:
-        """Refuse a lesson this machine cannot hold, rather than let the kernel's OOM killer pick VMs."""
-        needed = 0
-        for _, image in boots.values():
-            assert image.local is not None
-            memory = mebibytes(image.local.memory)
-            if image.local.kind == "tiny-linux":
-                memory = max(memory, MIN_TINY_MEMORY_MIB)
-            needed += memory + VM_OVERHEAD_MIB
-        available = await asyncio.to_thread(available_memory_mib)
-        if available is not None and needed > available:
-            raise RuntimeUnavailable(
-                f"this machine has {available} MiB of memory available; the lesson's {len(boots)} VM(s) need "
-                f"{needed} MiB: delete a live lesson first"
-            )
-
-    async def _tiny_linux(self) -> TinyLinux:
-        async with self._tiny_lock:
-            if self._tiny is None:
-                try:
-                    self._tiny = await asyncio.to_thread(build_tiny_linux, self.settings.cache_dir)
-                except ImageBuildError as exc:
-                    raise RuntimeUnavailable(f"building the tiny Linux VM: {exc}") from exc
-            return self._tiny
-
-    def _unreadable(self, path: Path) -> str | None:
-        """Why QEMU, running as another user, cannot read ``path``; None when it can."""
-        if self.run_as is None:
-            return None
-        resolved = path.resolve()
-        for parent in reversed(resolved.parents):
-            if not parent.stat().st_mode & stat.S_IXOTH:
-                return f"{resolved} is not readable by {self.run_as}, whom QEMU runs as: {parent} is closed to others"
-        if not resolved.stat().st_mode & stat.S_IROTH:
-            return f"{resolved} is not readable by {self.run_as}, whom QEMU runs as (chmod o+r)"
-        return None
-
-    def _image_path(self, slug: str, path: str) -> Path:
-        candidate = Path(path)
-        return candidate if candidate.is_absolute() else self.curriculum_root / "images" / slug / candidate
-
-    async def _boot_for(self, endpoint: str, plan: Plan) -> tuple[KernelBoot | DiskBoot, Image]:
-        slug = plan.endpoint_images.get(endpoint, "")
-        image = self.images.get(slug)
-        if image is None:
-            raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug} is not in the curriculum")
-        local = image.local
-        if local is None:
-            raise EndpointCannotRunLocally(
-                f"endpoint {endpoint}: image {slug} cannot run without a cluster: its image.meta.yaml has no "
-                "local: section (kind tiny-linux, disk or kernel)"
-            )
-        if local.kind == "tiny-linux":
-            tiny = await self._tiny_linux()
-            return KernelBoot(str(tiny.kernel), str(tiny.initrd)), image
-        if local.kind == "kernel":
-            kernel, initrd = self._image_path(slug, local.kernel), self._image_path(slug, local.initrd)
-            for path in (kernel, initrd):
-                if not path.is_file():
-                    raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: {path} does not exist")
-                if (why := self._unreadable(path)) is not None:
-                    raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: {why}")
-            return KernelBoot(str(kernel), str(initrd), local.append), image
-        disk = self._image_path(slug, local.disk)
-        if not disk.is_file():
-            raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: disk image {disk} does not exist")
-        if (why := self._unreadable(disk)) is not None:
-            raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: {why}")
-        return DiskBoot(str(disk)), image
-
-    def _specs(
-        self,
-        plan: Plan,
-        pods: list[dict[str, Any]],
-        boots: Mapping[str, tuple[KernelBoot | DiskBoot, Image]],
-        lesson: LocalLesson,
-        states: Mapping[str, Path],
-    ) -> dict[str, tuple[VmSpec, bool, VmSpec | None]]:
-        """Each endpoint's VM: (what to start, whether it is the tiny VM, the cold boot to fall back to
-        when what to start is a warm boot)."""
-        ports: dict[tuple[int, str], int] = {}
-        for link in plan.links:
-            ports[(link.index, link.a.endpoint)], ports[(link.index, link.b.endpoint)] = _free_udp_pair()
-        attached = attachments_by_endpoint(plan.links)
-        specs: dict[str, tuple[VmSpec, bool, VmSpec | None]] = {}
-        for pod in pods:
-            name = pod["metadata"]["name"]
-            boot, image = boots[name]
-            assert image.local is not None
-            seed = f"{plan.namespace}/{name}"
-            nics = []
-            for position, (link, side) in enumerate(attached.get(name, [])):
-                peer = link.b if side is link.a else link.a
-                transport = UdpLink(ports[(link.index, name)], ports[(link.index, peer.endpoint)])
-                nics.append(DataNic(side.interface, mac_address(seed, position + 1), transport, side.address))
-            served = [p["containerPort"] for p in pod["spec"]["containers"][0].get("ports", [])]
-            forwards = {port: free_port() for port in dict.fromkeys([*served, *ALWAYS_FORWARDED])}
-            tiny = image.local.kind == "tiny-linux"
-            memory = mebibytes(image.local.memory)
-            if isinstance(boot, KernelBoot) and tiny:
-                memory = max(memory, MIN_TINY_MEMORY_MIB)
-                boot = KernelBoot(
-                    boot.kernel,
-                    boot.initrd,
-                    guest_parameters(name, tuple(nics), image.ssh_user, image.ssh_password, image.enable_forwarding),
-                )
-            elif isinstance(boot, DiskBoot):
-                boot = DiskBoot(self._overlay(lesson, name, Path(boot.disk)))
-            spec = VmSpec(
-                name=vm_name(plan.namespace, name),
-                memory_mib=memory,
-                cpus=image.local.cpus,
-                boot=boot,
-                accel=self.accel,
-                forwards=forwards,
-                nics=tuple(nics),
-                share=Share(str(lesson.lesson_dir), "lesson"),
-                console=str(lesson.directory / f"{name}.console"),
-            )
-            try:
-                qemu_command(spec)
-            except QemuSpecError as exc:
-                raise QemuSpecError(f"endpoint {name}: {exc}") from exc
-            warm = None
-            if name in states:
-                with contextlib.suppress(WarmBootFailed):
-                    warm = self._warm_spec(spec, image, name, states[name], lesson)
-            specs[name] = (warm, tiny, spec) if warm is not None else (spec, tiny, None)
-        return specs
-
-    def _warm_spec(self, cold: VmSpec, image: Image, name: str, state: Path, lesson: LocalLesson) -> VmSpec:
-        """The cold VM's restore from a template: the template's devices and MACs, this endpoint's links,
-        forwards and share, and its identity (the cold boot's kernel parameters) in an fw_cfg file."""
-        assert self._templates is not None
-        nics = tuple(
-            replace(nic, mac=template_mac(position), final_mac=nic.mac)
-            for position, nic in enumerate(cold.nics, start=1)
-        )
-        identity = lesson.directory / f"{name}.identity"
-        identity_file(
-            identity, guest_parameters(name, nics, image.ssh_user, image.ssh_password, image.enable_forwarding)
-        )
-        template = self._templates.spec(self._tiny_shape(image, len(nics)), cold.name, lesson.directory)
-        return replace(
-            template,
-            forwards=cold.forwards,
-            nics=nics,
-            share=cold.share,
-            console=cold.console,
-            fw_cfg={IDENTITY: str(identity)},
-            qmp=str(lesson.directory / f"{name}.qmp"),
-            incoming=f"exec:cat {state}",
-        )
-
-    def _overlay(self, lesson: LocalLesson, endpoint: str, base: Path) -> str:
-        """A qcow2 overlay on the image's disk: the VM writes there, and a new live lesson starts clean."""
-        overlay = lesson.directory / f"{endpoint}.qcow2"
-        done = subprocess.run(
-            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base.resolve()), str(overlay)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise QemuSpecError(f"endpoint {endpoint}: overlay on {base}: {done.stderr.strip()}")
-        overlay.chmod(0o666)  # QEMU may run as nobody
-        return str(overlay)
 
     async def _run_vm(self, lesson: LocalLesson, endpoint: LocalEndpoint) -> None:
         """Start the VM, report it running once its guest is ready, and report its end if it ends."""
