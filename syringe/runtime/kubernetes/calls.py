@@ -40,14 +40,20 @@ def describe(exc: BaseException) -> str:
 
 
 class ApiCalls:
-    """Runs client calls off the event loop, at most ``max_threads`` at once, counting each by verb."""
+    """Runs client calls off the event loop, at most ``max_threads`` at once, counting each by verb.
 
-    def __init__(self, max_threads: int = 8) -> None:
+    Every call has a deadline (``request_timeout``, unless the caller gives ``_request_timeout``): an API
+    server that accepts a request and never answers must not hold a launch, a deletion or a start forever.
+    """
+
+    def __init__(self, max_threads: int = 8, request_timeout: float = 30.0) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="kube-api")
         self.counts: Counter[str] = Counter()
+        self.request_timeout = request_timeout
 
     async def __call__(self, verb: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         self.counts[verb] += 1
+        kwargs.setdefault("_request_timeout", self.request_timeout)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(function, *args, **kwargs))
 

@@ -58,28 +58,34 @@ class Creators:
         self._create_namespace = core.create_namespace
         self._custom = custom
 
-    def for_object(self, obj: dict[str, Any]) -> Callable[[], bytes]:
-        """The create call, returning the reply's raw JSON: turning every reply into the client's model
-        objects costs more CPU than the request itself."""
+    def for_object(self, obj: dict[str, Any]) -> Callable[..., bytes]:
+        """The create call (it takes the client's call options), returning the reply's raw JSON: turning
+        every reply into the client's model objects costs more CPU than the request itself."""
         kind = obj["kind"]
         if kind == "Namespace":
-            return lambda: raw_body(self._create_namespace, obj)
+            return lambda **options: raw_body(self._create_namespace, obj, **options)
         namespace = obj["metadata"]["namespace"]
         if kind == "NetworkAttachmentDefinition":
-            return lambda: raw_body(
-                self._custom.create_namespaced_custom_object, NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL, obj
+            return lambda **options: raw_body(
+                self._custom.create_namespaced_custom_object,
+                NAD_GROUP,
+                NAD_VERSION,
+                namespace,
+                NAD_PLURAL,
+                obj,
+                **options,
             )
         create = self._namespaced.get(kind)
         if create is None:
             raise ValueError(f"the Kubernetes runtime cannot create a {kind}")
-        return lambda: raw_body(create, namespace, obj)
+        return lambda **options: raw_body(create, namespace, obj, **options)
 
-    def reader_for(self, obj: dict[str, Any]) -> Callable[[], Any]:
+    def reader_for(self, obj: dict[str, Any]) -> Callable[..., Any]:
         """The call that reads the object back (to tell "already there" from a real refusal)."""
         name, namespace = obj["metadata"]["name"], obj["metadata"].get("namespace")
         if obj["kind"] == "NetworkAttachmentDefinition":
-            return lambda: self._custom.get_namespaced_custom_object(
-                NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL, name
+            return lambda **options: self._custom.get_namespaced_custom_object(
+                NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL, name, **options
             )
         read = self._readers[obj["kind"]]
-        return lambda: read(name, namespace)
+        return lambda **options: read(name, namespace, **options)
