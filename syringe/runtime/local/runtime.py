@@ -183,7 +183,8 @@ class LocalRuntime:
         self.lessons[plan.namespace] = lesson
         states = await self.machines.warm_states(plan, boots)
         try:
-            specs = self.machines.specs(plan, pods, boots, lesson.directory, states)
+            # Off the event loop: overlays are made with qemu-img, identities written to files.
+            specs = await asyncio.to_thread(self.machines.specs, plan, pods, boots, lesson.directory, states)
         except QemuSpecError as exc:
             await self.delete(plan.namespace, 10)
             raise EndpointCannotRunLocally(str(exc)) from exc

@@ -113,10 +113,15 @@ class VmProcess:
         return self.running
 
     def console_tail(self, limit: int = 600) -> str:
+        """The last ``limit`` bytes of the serial console: read from the end, so a chatty guest's long
+        console costs no more than a quiet one's."""
         if not self.spec.console:
             return ""
         try:
-            return Path(self.spec.console).read_bytes()[-limit:].decode(errors="replace")
+            with open(self.spec.console, "rb") as console:
+                console.seek(0, os.SEEK_END)
+                console.seek(max(0, console.tell() - limit))
+                return console.read().decode(errors="replace")
         except OSError:
             return ""
 

@@ -174,11 +174,15 @@ class Templates:
                     raise WarmBootFailed(str(exc)) from exc
             return self._states[shape]
 
-    async def _make(self, shape: Shape, timeout: float) -> Path:
-        workdir = self.directory / f"nics{shape.nics}-mem{shape.memory_mib}"
+    @staticmethod
+    def _prepare(workdir: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         workdir.chmod(0o777)  # QEMU (as nobody) writes the state here
         identity_file(workdir / "identity", "template")
+
+    async def _make(self, shape: Shape, timeout: float) -> Path:
+        workdir = self.directory / f"nics{shape.nics}-mem{shape.memory_mib}"
+        await asyncio.to_thread(self._prepare, workdir)
         spec = self.spec(shape, f"syringe-template.nics{shape.nics}", workdir)
         vm = VmProcess(spec, self.binary, self.user)
         await vm.start()
