@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
+
+from syringe.runtime.local.jobs import Reach, command_of, job_environment
 
 MESSAGE_LIMIT = 2048  # what a kubelet keeps of a termination message
 
@@ -28,20 +28,24 @@ def _materialize(core: client.CoreV1Api, namespace: str, volume: Any, into: Path
                 target.write_bytes(base64.b64decode(config_map.binary_data[item.key]))
 
 
-def _service_address(core: client.CoreV1Api, namespace: str, name: str) -> str:
-    """What cluster DNS and kube-proxy would make of a Service name here: its endpoint pod's address."""
-    for pod in core.list_namespaced_pod(namespace, label_selector=f"syringe.io/endpoint={name}").items:
-        if not (pod.metadata.labels or {}).get("syringe.io/purpose") and pod.status.pod_ip:
-            return str(pod.status.pod_ip)
-    return name
+def _endpoint_addresses(core: client.CoreV1Api, namespace: str) -> dict[str, Reach]:
+    """What cluster DNS and kube-proxy would make of each endpoint's Service name: its pod's address."""
+    reach = {}
+    for pod in core.list_namespaced_pod(namespace, label_selector="syringe.io/endpoint").items:
+        labels = pod.metadata.labels or {}
+        if not labels.get("syringe.io/purpose") and pod.status.pod_ip:
+            reach[labels["syringe.io/endpoint"]] = Reach(str(pod.status.pod_ip), {})
+    return reach
 
 
 def prepare(core: client.CoreV1Api, pod: Any, workdir: Path) -> tuple[list[str], dict[str, str]]:
+    """The pod's command and env, as the local runtime makes them (the same code), with the pod's
+    mounts, Secrets and Service names taken from the cluster."""
     namespace = pod.metadata.namespace
-    container = pod.spec.containers[0]
+    container: dict[str, Any] = core.api_client.sanitize_for_serialization(pod.spec.containers[0])
     volumes = {v.name: v for v in pod.spec.volumes or []}
-    mounts: dict[str, str] = {}
-    for mount in container.volume_mounts or []:
+    mounts: dict[str, Path] = {}
+    for mount in pod.spec.containers[0].volume_mounts or []:
         local = workdir / mount.name
         local.mkdir(parents=True, exist_ok=True)
         volume = volumes.get(mount.name)
@@ -51,28 +55,15 @@ def prepare(core: client.CoreV1Api, pod: Any, workdir: Path) -> tuple[list[str],
             secret = core.read_namespaced_secret(volume.secret.secret_name, namespace)
             for key, value in (secret.data or {}).items():
                 (local / key).write_bytes(base64.b64decode(value))
-        mounts[mount.mount_path] = str(local)
-    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
-    for variable in container.env or []:
-        value = variable.value
-        if variable.value_from is not None and variable.value_from.secret_key_ref is not None:
-            ref = variable.value_from.secret_key_ref
-            secret = core.read_namespaced_secret(ref.name, namespace)
-            value = base64.b64decode((secret.data or {})[ref.key]).decode()
-        value = value or ""
-        for path, local in sorted(mounts.items(), key=lambda item: -len(item[0])):
-            if value == path or value.startswith(path + "/"):
-                value = local + value[len(path) :]
-                break
-        env[variable.name] = value
-    for name in [n for n in env if n == "SYRINGE_TARGET_HOST" or n.startswith("SYRINGE_HOST_")]:
-        env[name] = _service_address(core, namespace, env[name])
+        mounts[mount.mount_path] = local
+    secrets: dict[str, str] = {}
+    for name in {v["valueFrom"]["secretKeyRef"]["name"] for v in container.get("env", []) if "valueFrom" in v}:
+        stored = core.read_namespaced_secret(name, namespace)
+        secrets.update({k: base64.b64decode(v).decode() for k, v in (stored.data or {}).items()})
+    env = job_environment(container, secrets, mounts, _endpoint_addresses(core, namespace))
     # Where the container's termination message file would be; read back when the process ends.
     env["SYRINGE_TERMINATION_LOG"] = str(workdir / "termination-log")
-    command = list(container.command or []) + list(container.args or [])
-    if command and command[0] == "syringe":
-        command = [sys.executable, "-m", "syringe.cli", *command[1:]]
-    return command, env
+    return command_of(container), env
 
 
 def _read_if_there(path: Path) -> str:

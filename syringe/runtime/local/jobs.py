@@ -42,7 +42,8 @@ def selector_matches(selector: str, job_labels: Mapping[str, str]) -> bool:
     return True
 
 
-def _command(container: Mapping[str, Any]) -> list[str]:
+def command_of(container: Mapping[str, Any]) -> list[str]:
+    """The container's command line, run by this machine's Python where it is `syringe`."""
     command = [*container.get("command", []), *container.get("args", [])]
     if command and command[0] == "syringe":
         # This machine's Syringe is the configurator image.
@@ -51,14 +52,13 @@ def _command(container: Mapping[str, Any]) -> list[str]:
 
 
 def job_environment(
-    job: Mapping[str, Any],
+    container: Mapping[str, Any],
     secret: Mapping[str, str],
     mounts: Mapping[str, Path],
     reach: Mapping[str, Reach],
 ) -> dict[str, str]:
-    """The container's env as the process must see it: secrets resolved, mount paths made local, and
-    endpoint names (Services, in a cluster) made local addresses and ports."""
-    container = job["spec"]["template"]["spec"]["containers"][0]
+    """A Job container's env (as JSON, camelCase) as the process must see it: secrets resolved, mount
+    paths made local, and endpoint names (Services, in a cluster) made addresses and ports it reaches."""
     env = {"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     for variable in container.get("env", []):
         value = variable.get("value", "")
@@ -108,11 +108,11 @@ async def run_job(
                     for key, value in secret.items():
                         (local / key).write_text(value)
                 mounts[mount["mountPath"]] = local
-        env = job_environment(job, secret, mounts, reach)
+        env = job_environment(container, secret, mounts, reach)
         log = workdir / "termination-log"
         env["SYRINGE_TERMINATION_LOG"] = str(log)
         process = await asyncio.create_subprocess_exec(
-            *_command(container),
+            *command_of(container),
             env=env,
             cwd=workdir,
             stdin=asyncio.subprocess.DEVNULL,
