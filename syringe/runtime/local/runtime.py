@@ -106,7 +106,6 @@ class LocalRuntime:
     """Where live lessons run when there is no cluster. Implements syringe.runtime.base.Runtime."""
 
     def __init__(self, curriculum_root: Path, images: Mapping[str, Image], instance: str, settings: LocalSettings):
-        self.curriculum_root = curriculum_root
         self.images = dict(images)
         self.instance = instance
         self.settings = settings
