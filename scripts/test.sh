@@ -8,9 +8,14 @@ scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/mypy
 if [ -z "${SYRINGE_TEST_KUBECONFIG:-}" ]; then
-  # Stop the control plane afterwards only if this run started it.
-  if [[ "$(scripts/k8s-local.sh status)" != *"kube-apiserver running"* ]]; then
+  # Every run starts from an empty control plane (etcd data and run dir forgotten; the build stays
+  # cached), so no test can pass on state an earlier run left behind. SYRINGE_TEST_KEEP_CLUSTER=1 keeps a
+  # running one, for quick reruns while developing.
+  if [ "${SYRINGE_TEST_KEEP_CLUSTER:-0}" != 1 ]; then
+    scripts/k8s-local.sh reset
     trap 'scripts/k8s-local.sh stop' EXIT
+  elif [[ "$(scripts/k8s-local.sh status)" != *"kube-apiserver running"* ]]; then
+    trap 'scripts/k8s-local.sh stop' EXIT  # stop afterwards only what this run started
   fi
   SYRINGE_TEST_KUBECONFIG="$(scripts/k8s-local.sh start)"
   export SYRINGE_TEST_KUBECONFIG

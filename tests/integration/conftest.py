@@ -30,8 +30,42 @@ REPO = Path(__file__).resolve().parents[2]
 NAD_CRD = REPO / "manifests/prerequisites/network-attachment-definition-crd.yaml"
 
 
+def _install_prerequisites(api: client.ApiClient) -> None:
+    """What Syringe's start-up checks require of any cluster: the NetworkAttachmentDefinition CRD,
+    established and served. Installed here, once per run, so that no test depends on an earlier run (or on
+    another test's fixture) having left it in etcd."""
+    extensions = client.ApiextensionsV1Api(api)
+    body = yaml.safe_load(NAD_CRD.read_text())
+    name = body["metadata"]["name"]
+    try:
+        extensions.create_custom_resource_definition(body)
+    except ApiException as exc:
+        if exc.status != 409:  # already there
+            raise
+    group, version, plural = body["spec"]["group"], body["spec"]["versions"][0]["name"], body["spec"]["names"]["plural"]
+    custom = client.CustomObjectsApi(api)
+    deadline = time.monotonic() + 30
+    while True:
+        crd = extensions.read_custom_resource_definition(name)
+        established = any(
+            c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])
+        )
+        if established:
+            try:  # served: discovery and the storage layer know the group
+                custom.list_cluster_custom_object(group, version, plural, limit=1)
+                return
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        if time.monotonic() > deadline:
+            pytest.fail(f"CRD {name} was not established and served within 30 s", pytrace=False)
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def kube_api() -> Iterator[client.ApiClient]:
+    """The test cluster, with its prerequisites installed: every integration test that touches the cluster
+    goes through this fixture, whatever the selection or order."""
     path = os.environ.get("SYRINGE_TEST_KUBECONFIG")
     if not path or not Path(path).is_file():
         pytest.fail(
@@ -44,31 +78,20 @@ def kube_api() -> Iterator[client.ApiClient]:
         client.VersionApi(api).get_code()
     except Exception as exc:  # noqa: BLE001 - any failure here means no usable cluster
         pytest.fail(f"the API server in {path} does not answer: {exc}", pytrace=False)
+    _install_prerequisites(api)
     yield api
     api.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cluster_prerequisites(kube_api: client.ApiClient) -> None:
+    """Tests that start `syringe serve` or the CLI against SYRINGE_TEST_KUBECONFIG ask for no Kubernetes
+    fixture of their own; this installs the cluster's prerequisites before any of them runs."""
+
+
 @pytest.fixture(scope="session")
 def kube_dynamic(kube_api: client.ApiClient) -> dynamic.DynamicClient:
-    dyn = dynamic.DynamicClient(kube_api)
-    crds = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
-    body = yaml.safe_load(NAD_CRD.read_text())
-    try:
-        crds.get(name=body["metadata"]["name"])
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        crds.create(body=body)
-        # The dynamic client's discovery cache must learn the new group.
-        dyn = dynamic.DynamicClient(kube_api)
-    for _ in range(100):
-        try:
-            dyn.resources.get(api_version="k8s.cni.cncf.io/v1", kind="NetworkAttachmentDefinition")
-            break
-        except Exception:  # noqa: BLE001 - discovery lags the CRD by a moment
-            time.sleep(0.1)
-            dyn = dynamic.DynamicClient(kube_api)
-    return dyn
+    return dynamic.DynamicClient(kube_api)
 
 
 @pytest.fixture(scope="session")
