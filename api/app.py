@@ -1,4 +1,4 @@
-"""The FastAPI application: catalog, sessions, live lessons and admin, over one LiveLessonManager."""
+"""The FastAPI application: catalog, sessions, live lessons and admin, over one LiveLessons façade."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import httpx
 from fastapi import FastAPI, Request
@@ -20,17 +21,18 @@ from syringe import __version__
 from syringe.access.terminal import TerminalSlots
 from syringe.catalog import Catalog
 from syringe.curriculum import CurriculumTree, load_curriculum
-from syringe.errors import NoCluster, RuntimeCheckFailed, RuntimeUnavailable, SyringeError
+from syringe.errors import CurriculumError, NoCluster, RuntimeCheckFailed, RuntimeUnavailable, SyringeError
+from syringe.learners import Learners
+from syringe.livelessons import LiveLessons
 from syringe.observability.metrics import REGISTRY, StateCollector
+from syringe.runtime.base import CountsCalls
 from syringe.runtime.select import runtime_from_settings
-from syringe.sessions import LiveLessonManager
-from syringe.sessions.learners import Sessions
 from syringe.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class CurriculumRefused(RuntimeError):
+class CurriculumRefused(CurriculumError):
     """The curriculum has problems, so the service will not start."""
 
     def __init__(self, tree: CurriculumTree) -> None:
@@ -44,10 +46,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     manager = None
     try:
         runtime = runtime_from_settings(settings, app.state.catalog.tree)
-        manager = LiveLessonManager(
-            app.state.catalog.tree, runtime, settings.plan, settings.lifecycle, sessions=app.state.sessions
-        )
+        manager = LiveLessons(app.state.catalog.tree, runtime, settings.plan, settings.lifecycle)
         await manager.start()
+        app.state.learners = manager.learners
     except (RuntimeUnavailable, RuntimeCheckFailed) as exc:
         # The catalog still serves; live-lesson calls answer 503 with this reason.
         log.error("live lessons unavailable: %s", exc)
@@ -59,11 +60,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.manager = manager
     collector = None
     if manager is not None:
-        calls = [c for c in (getattr(manager.runtime, n, None) for n in ("calls", "lease_calls")) if c is not None]
-        collector = StateCollector(
-            lambda: Counter(ll.status.value for ll in manager.lessons.values()),
-            lambda: sum((Counter(c.counts) for c in calls), Counter()),
-        )
+        runtime = manager.runtime
+        counting = runtime if isinstance(runtime, CountsCalls) else None
+
+        def calls() -> Counter[str]:
+            counts = counting.call_counts() if counting is not None else {}
+            return sum((Counter(by_verb) for by_verb in counts.values()), Counter())
+
+        collector = StateCollector(lambda: Counter(ll.status.value for ll in manager.all()), calls)
         REGISTRY.register(collector)
     app.state.proxy_client = httpx.AsyncClient(
         timeout=settings.access.proxy_timeout, follow_redirects=False, limits=httpx.Limits(max_connections=200)
@@ -92,7 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.catalog = Catalog(tree)
-    app.state.sessions = Sessions(settings.lifecycle.session_ttl_seconds)
+    # Sessions in memory until live lessons start; then theirs, which replicas share.
+    app.state.learners = Learners(settings.lifecycle.session_ttl_seconds, None, lambda: datetime.now(UTC))
     app.state.manager = None
     app.state.runtime_problem = None
     app.state.catalog_only = False

@@ -7,7 +7,6 @@ thread pool, and that hop cost a third of a status poll's time.
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,8 +14,8 @@ from starlette.requests import HTTPConnection
 
 from api.problems import ProblemError
 from syringe.catalog import Catalog
-from syringe.sessions import LiveLessonManager
-from syringe.sessions.learners import Session, Sessions
+from syringe.learners import Learners, LearnerSession
+from syringe.livelessons import LiveLessons
 
 TOKEN_COOKIE = "syringe_token"
 
@@ -26,13 +25,14 @@ def catalog(connection: HTTPConnection) -> Catalog:
     return found
 
 
-def sessions(connection: HTTPConnection) -> Sessions:
-    found: Sessions = connection.app.state.sessions
+def learners(connection: HTTPConnection) -> Learners:
+    """Learner sessions: the live lessons' own (shared with replicas) once they run, else memory's."""
+    found: Learners = connection.app.state.learners
     return found
 
 
-def live_manager(connection: HTTPConnection) -> LiveLessonManager:
-    found: LiveLessonManager | None = connection.app.state.manager
+def live_manager(connection: HTTPConnection) -> LiveLessons:
+    found: LiveLessons | None = connection.app.state.manager
     if found is None:
         reason = connection.app.state.runtime_problem or "no runtime is configured"
         raise ProblemError(503, f"live lessons are unavailable: {reason}", "runtime-unavailable")
@@ -50,8 +50,8 @@ def bearer_token(connection: HTTPConnection, browser: bool = False) -> str | Non
     return None
 
 
-def authenticate(connection: HTTPConnection, token: str | None) -> Session:
-    """The token's session, or 401."""
+async def authenticate(connection: HTTPConnection, token: str | None) -> LearnerSession:
+    """The token's session, or 401. A session another replica created a moment ago is found too."""
     if token is None:
         raise ProblemError(
             401,
@@ -59,7 +59,7 @@ def authenticate(connection: HTTPConnection, token: str | None) -> Session:
             "unauthorized",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    session = sessions(connection).authenticate(token, datetime.now(UTC))
+    session = await learners(connection).authenticate(token)
     if session is None:
         raise ProblemError(
             401,
@@ -74,31 +74,21 @@ async def catalog_dependency(request: Request) -> Catalog:
     return catalog(request)
 
 
-async def sessions_dependency(request: Request) -> Sessions:
-    return sessions(request)
+async def learners_dependency(request: Request) -> Learners:
+    return learners(request)
 
 
-async def manager(request: Request) -> LiveLessonManager:
+async def manager(request: Request) -> LiveLessons:
     return live_manager(request)
 
 
-async def authenticate_shared(connection: HTTPConnection, token: str | None) -> Session:
-    """Like ``authenticate``, but a session another replica created a moment ago is looked up too."""
-    manager: LiveLessonManager | None = connection.app.state.manager
-    if token is not None and manager is not None:
-        session = await manager.authenticate(token)
-        if session is not None:
-            return session
-    return authenticate(connection, token)
+async def learner(request: Request) -> LearnerSession:
+    return await authenticate(request, bearer_token(request))
 
 
-async def learner(request: Request) -> Session:
-    return await authenticate_shared(request, bearer_token(request))
-
-
-async def browser_learner(request: Request) -> Session:
+async def browser_learner(request: Request) -> LearnerSession:
     """For the HTTP proxy: the header, or the token in the query or in the proxy's cookie."""
-    return await authenticate_shared(request, bearer_token(request, browser=True))
+    return await authenticate(request, bearer_token(request, browser=True))
 
 
 async def admin(request: Request) -> None:
@@ -115,7 +105,7 @@ async def admin(request: Request) -> None:
 
 
 CatalogDep = Annotated[Catalog, Depends(catalog_dependency)]
-SessionsDep = Annotated[Sessions, Depends(sessions_dependency)]
-Learner = Annotated[Session, Depends(learner)]
-BrowserLearner = Annotated[Session, Depends(browser_learner)]
-Manager = Annotated[LiveLessonManager, Depends(manager)]
+LearnersDep = Annotated[Learners, Depends(learners_dependency)]
+Learner = Annotated[LearnerSession, Depends(learner)]
+BrowserLearner = Annotated[LearnerSession, Depends(browser_learner)]
+Manager = Annotated[LiveLessons, Depends(manager)]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from api.problems import ProblemError
-from syringe.errors import Busy, LimitReached, NotFound, RuntimeUnavailable, SyringeError, UnknownLesson
+from syringe.errors import Busy, LessonNotFound, LimitReached, NotFound, RuntimeUnavailable, SyringeError, UnknownLesson
 
 
 def as_problem(exc: SyringeError) -> ProblemError:
+    if isinstance(exc, LessonNotFound):
+        return ProblemError(404, str(exc), "lesson-not-found")
     if isinstance(exc, NotFound):
         return ProblemError(404, str(exc), "livelesson-not-found")
     if isinstance(exc, Busy):

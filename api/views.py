@@ -14,8 +14,8 @@ from api.schemas_live import (
     VerificationView,
 )
 from syringe.curriculum.models import Image, Presentation
+from syringe.livelessons import LiveLesson, LiveLessons
 from syringe.runtime.base import EndpointObservation
-from syringe.sessions import LiveLesson, LiveLessonManager
 from syringe.settings import AccessSettings
 
 
@@ -47,21 +47,20 @@ def access_for(
     return access
 
 
-def external_for(
-    presentation: Presentation, observation: EndpointObservation | None, exposed: bool, settings: AccessSettings
-) -> External | None:
-    """Where the learner's own client reaches the presentation: an exposed Service's node port, or, for an
-    endpoint running on this machine, its forwarded local port."""
-    if observation is not None and observation.direct and observation.pod_ip:
-        return External(host=observation.pod_ip, port=observation.local_ports.get(presentation.port))
-    if exposed:
-        return External(
-            host=settings.external_host, port=observation.node_ports.get(presentation.port) if observation else None
-        )
-    return None
+def external_for(presentation: Presentation, observation: EndpointObservation | None, exposed: bool) -> External | None:
+    """Where the learner's own client reaches the presentation, as the runtime describes it (an exposed
+    Service's node port, or a port forwarded on this machine). ``exposed``: the plan exposes this
+    presentation, so it is shown even while its external port is not known yet."""
+    exposure = observation.exposure if observation is not None else None
+    if exposure is None:
+        return None
+    port = exposure.ports.get(presentation.port)
+    if port is None and (exposure.complete or not exposed):
+        return None
+    return External(host=exposure.host, port=port)
 
 
-def livelesson_view(ll: LiveLesson, manager: LiveLessonManager, settings: AccessSettings) -> LiveLessonView:
+def livelesson_view(ll: LiveLesson, manager: LiveLessons, settings: AccessSettings) -> LiveLessonView:
     source = manager.tree.lessons.get(ll.lesson)
     endpoints = []
     if source is not None:
@@ -87,7 +86,7 @@ def livelesson_view(ll: LiveLesson, manager: LiveLessonManager, settings: Access
                                 p,
                                 manager.tree.images.get(endpoint.image),
                                 settings,
-                                external_for(p, observation, p.type in manager.plan_settings.expose, settings),
+                                external_for(p, observation, p.type in manager.plan_settings.expose),
                             ),
                         )
                         for p in endpoint.presentations
@@ -133,7 +132,7 @@ class ViewCache:
         self.settings = settings
         self._cache: dict[str, tuple[int, bytes]] = {}
 
-    def json(self, ll: LiveLesson, manager: LiveLessonManager) -> bytes:
+    def json(self, ll: LiveLesson, manager: LiveLessons) -> bytes:
         cached = self._cache.get(ll.id)
         if cached is not None and cached[0] == ll.version:
             return cached[1]

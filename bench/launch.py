@@ -35,11 +35,11 @@ sys.path.insert(0, str(REPO))
 from bench.cluster import kubeconfig_or_local  # noqa: E402
 from syringe.curriculum import load_curriculum  # noqa: E402
 from syringe.curriculum.files import read_lesson_files  # noqa: E402
+from syringe.livelessons import LiveLessons, Status  # noqa: E402
 from syringe.plan import LiveLessonIdentity, PlanSettings, build_plan  # noqa: E402
 from syringe.runtime.kubernetes import KubernetesRuntime, api_client_from  # noqa: E402
 from syringe.runtime.kubernetes.creating import Creators  # noqa: E402
-from syringe.sessions import LiveLessonManager, Status  # noqa: E402
-from syringe.settings import LifecycleSettings  # noqa: E402
+from syringe.settings import KubernetesSettings, LifecycleSettings  # noqa: E402
 from tests.integration.helpers import StandInProcess  # noqa: E402
 
 FIVE = (
@@ -95,7 +95,7 @@ def wait_until_quiet(api: client.ApiClient) -> None:
     raise SystemExit("namespaces are still terminating after 5 minutes; is a stand-in running for their pods?")
 
 
-async def launch_and_wait(manager: LiveLessonManager, session: str) -> float:
+async def launch_and_wait(manager: LiveLessons, session: str) -> float:
     start = time.perf_counter()
     ll = await manager.launch(session, "five")
     queue = manager.listen()
@@ -134,9 +134,11 @@ async def run(kubeconfig: str, repeat: int, many: int) -> None:
     tmp = tempfile.TemporaryDirectory()
     tree = load_curriculum(curriculum(Path(tmp.name)))
     assert not tree.problems, tree.problems
-    settings = LifecycleSettings(address_mode="pod-ip", max_live_lessons=1000, max_per_session=1)
-    runtime = KubernetesRuntime(api_client_from(kubeconfig, pool_size=16), instance, max_threads=8)
-    manager = LiveLessonManager(tree, runtime, PlanSettings(instance=instance), settings)
+    settings = LifecycleSettings(max_live_lessons=1000, max_per_session=1)
+    runtime = KubernetesRuntime(
+        api_client_from(kubeconfig, pool_size=16), instance, KubernetesSettings(address_mode="pod-ip", api_threads=8)
+    )
+    manager = LiveLessons(tree, runtime, PlanSettings(instance=instance), settings)
     await manager.start()
     try:
         # P1 -------------------------------------------------------------------------------------------
@@ -159,7 +161,7 @@ async def run(kubeconfig: str, repeat: int, many: int) -> None:
         print(f"P1 single launch -> READY (5 endpoints, 3 connections): median {single:.3f} s over {repeat}")
         print(f"P1 raw parallel creation of the same {len(plan.objects)} objects: median {raw:.3f} s")
         print(f"P1 ratio: {single / raw:.2f}x (target <= 1.5x)")
-        for ll in list(manager.lessons.values()):
+        for ll in list(manager.all()):
             await manager.delete(ll.id, wait=False)
 
         # P2 -------------------------------------------------------------------------------------------
@@ -183,7 +185,7 @@ async def run(kubeconfig: str, repeat: int, many: int) -> None:
         wall = time.perf_counter() - start
         p95 = statistics.quantiles(times, n=20)[18]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        ready = sum(1 for ll in manager.lessons.values() if ll.session.startswith("many") and ll.status is Status.READY)
+        ready = sum(1 for ll in manager.all() if ll.session.startswith("many") and ll.status is Status.READY)
         print(
             f"P2 {many} launches at once: {ready} READY, all done in {wall:.2f} s "
             f"({wall / raw_many:.2f}x the raw creation baseline)"

@@ -2,7 +2,7 @@
 
 B1: boot to the first SSH command of one VM (QEMU start -> ready line -> `true` over SSH). Target <= 8 s
     under TCG.
-B2: a 3-VM lesson launched through Syringe (LiveLessonManager + LocalRuntime: plan, VMs, links, probes),
+B2: a 3-VM lesson launched through Syringe (LiveLessons + LocalRuntime: plan, VMs, links, probes),
     launch -> READY, divided by a 1-VM lesson's launch -> READY measured in the same run. Target < 1.5x,
     which needs the VMs to start in parallel. Measured with warm boots (after each shape's first launch
     made its template); the baseline boots bare VMs cold, with no Syringe.
@@ -30,12 +30,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from syringe.curriculum import load_curriculum  # noqa: E402
+from syringe.errors import VmFailed  # noqa: E402
+from syringe.livelessons import LiveLessons, Status  # noqa: E402
 from syringe.plan import PlanSettings  # noqa: E402
-from syringe.plan.qemu import KernelBoot, VmSpec, guest_parameters  # noqa: E402
+from syringe.qemu.command import KernelBoot, VmSpec, guest_parameters  # noqa: E402
+from syringe.qemu.process import VmProcess, choose_accel  # noqa: E402
+from syringe.runtime.local.host import free_port  # noqa: E402
 from syringe.runtime.local.runtime import LocalRuntime  # noqa: E402
 from syringe.runtime.local.tinylinux import build_tiny_linux  # noqa: E402
-from syringe.runtime.local.vm import VmFailed, VmProcess, choose_accel, free_port  # noqa: E402
-from syringe.sessions import LiveLessonManager, Status  # noqa: E402
 from syringe.settings import LifecycleSettings, LocalSettings  # noqa: E402
 
 USER, PASSWORD = "antidote", "antidotepassword"
@@ -155,7 +157,7 @@ def _curriculum(root: Path) -> Path:
     return root
 
 
-async def launch_seconds(manager: LiveLessonManager, lesson: str, session: str) -> float:
+async def launch_seconds(manager: LiveLessons, lesson: str, session: str) -> float:
     started = time.perf_counter()
     ll = await manager.launch(session, lesson)
     changes = manager.listen()
@@ -196,10 +198,10 @@ async def main() -> None:
         tree = load_curriculum(_curriculum(workdir / "curriculum"))
         settings = LocalSettings(state_dir=workdir / "state")
         runtime = LocalRuntime(tree.root, tree.images, "bench", settings)
-        manager = LiveLessonManager(tree, runtime, PlanSettings(instance="bench"), LifecycleSettings())
+        manager = LiveLessons(tree, runtime, PlanSettings(instance="bench"), LifecycleSettings())
         await manager.start()
         try:
-            session, _ = await manager.create_session()
+            session, _ = await manager.learners.create()
             # The first launch of each shape also makes its warm-boot template (a cold boot, saved).
             first_one = await launch_seconds(manager, "bench-one", session.id)
             first_three = await launch_seconds(manager, "bench-three", session.id)

@@ -81,7 +81,7 @@ def main() -> None:
         "SYRINGE_CURRICULUM": str(curriculum(Path(tmp.name))),
         "SYRINGE_KUBECONFIG": kubeconfig,
         "SYRINGE_PLAN__INSTANCE": f"p3{os.getpid()}",
-        "SYRINGE_LIFECYCLE__ADDRESS_MODE": "pod-ip",
+        "SYRINGE_KUBERNETES__ADDRESS_MODE": "pod-ip",
         "SYRINGE_LIFECYCLE__GC_INTERVAL": "3600",
         "SYRINGE_ADMIN_TOKEN": ADMIN,
     }

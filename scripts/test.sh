@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache
 if [ -z "${SYRINGE_TEST_KUBECONFIG:-}" ]; then
   # Every run starts from an empty control plane (etcd data and run dir forgotten; the build stays
   # cached), so no test can pass on state an earlier run left behind. SYRINGE_TEST_KEEP_CLUSTER=1 keeps a

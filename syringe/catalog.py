@@ -9,10 +9,7 @@ from syringe.curriculum.files import read_guide
 from syringe.curriculum.guides import render_guide
 from syringe.curriculum.models import Lesson
 from syringe.curriculum.tree import CurriculumTree
-
-
-class NotFound(LookupError):
-    """Something the caller named does not exist; the message says what."""
+from syringe.errors import LessonNotFound
 
 
 class Catalog:
@@ -35,7 +32,7 @@ class Catalog:
     def lesson(self, slug: str) -> Lesson:
         source = self.tree.lessons.get(slug)
         if source is None:
-            raise NotFound(f"no lesson '{slug}'")
+            raise LessonNotFound(f"no lesson '{slug}'")
         return source.lesson
 
     def prerequisites(self, slug: str) -> list[Lesson]:
@@ -58,7 +55,7 @@ class Catalog:
     def guide(self, slug: str, stage: int) -> str:
         lesson = self.lesson(slug)
         if not 0 <= stage < len(lesson.stages):
-            raise NotFound(f"lesson '{slug}' has stages 0-{len(lesson.stages) - 1}, not {stage}")
+            raise LessonNotFound(f"lesson '{slug}' has stages 0-{len(lesson.stages) - 1}, not {stage}")
         return self._guide(slug, stage)
 
     def _render_guide(self, slug: str, stage: int) -> str:

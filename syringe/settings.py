@@ -11,8 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from syringe.plan.settings import PlanSettings
 
 
-class LifecycleSettings(BaseModel):
-    """How live lessons live: limits, timeouts, expiry, and how Syringe reaches endpoints."""
+class KubernetesSettings(BaseModel):
+    """What only the Kubernetes runtime reads: how it reaches endpoints, and its pool for blocking calls."""
 
     address_mode: Literal["service-dns", "cluster-ip", "pod-ip"] = Field(
         default="service-dns",
@@ -20,6 +20,15 @@ class LifecycleSettings(BaseModel):
         "(out of cluster, and in the tests).",
     )
     cluster_domain: str = "cluster.local"
+    api_threads: int = Field(default=8, ge=1, le=64, description="Bounded pool for blocking Kubernetes calls.")
+    external_host: str = Field(
+        default="", description="The host learners use for presentations exposed by the plan's expose setting."
+    )
+
+
+class LifecycleSettings(BaseModel):
+    """How live lessons live: limits, timeouts and expiry."""
+
     ttl_seconds: int = Field(
         default=3600, ge=10, description="A live lesson expires this long after its last keepalive."
     )
@@ -39,7 +48,6 @@ class LifecycleSettings(BaseModel):
         ge=1,
         description="Replicas elect one to collect garbage; a dead leader's Lease lapses after this.",
     )
-    api_threads: int = Field(default=8, ge=1, le=64, description="Bounded pool for blocking Kubernetes calls.")
 
 
 class AccessSettings(BaseModel):
@@ -53,9 +61,6 @@ class AccessSettings(BaseModel):
     proxy_timeout: float = Field(default=60.0, gt=0, description="The HTTP proxy's timeout per request.")
     proxy_max_body_bytes: int = Field(default=100 * 1024 * 1024, description="Largest body the proxy passes on.")
     netconf_timeout: float = Field(default=30.0, gt=0, description="Timeout of one NETCONF RPC through the API.")
-    external_host: str = Field(
-        default="", description="The host learners use for presentations exposed by the plan's expose setting."
-    )
 
 
 class LocalSettings(BaseModel):
@@ -98,3 +103,4 @@ class Settings(BaseSettings):
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     local: LocalSettings = Field(default_factory=LocalSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)

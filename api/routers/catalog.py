@@ -16,8 +16,7 @@ from api.schemas import (
     LessonDetail,
     LessonSummary,
 )
-from syringe.catalog import NotFound
-from syringe.curriculum.guides import GuideError
+from syringe.errors import GuideError
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
@@ -41,19 +40,13 @@ def list_lessons(
 
 @router.get("/lessons/{slug}", response_model=LessonDetail)
 def get_lesson(slug: str, cat: CatalogDep) -> LessonDetail:
-    try:
-        return LessonDetail.of(cat.lesson(slug))
-    except NotFound as exc:
-        raise ProblemError(404, str(exc), "lesson-not-found") from exc
+    return LessonDetail.of(cat.lesson(slug))
 
 
 @router.get("/lessons/{slug}/prerequisites", response_model=list[LessonSummary])
 def get_prerequisites(slug: str, cat: CatalogDep) -> list[LessonSummary]:
     """Every lesson to take first: transitive, each once, the most basic first."""
-    try:
-        return [LessonSummary.of(lesson) for lesson in cat.prerequisites(slug)]
-    except NotFound as exc:
-        raise ProblemError(404, str(exc), "lesson-not-found") from exc
+    return [LessonSummary.of(lesson) for lesson in cat.prerequisites(slug)]
 
 
 @router.get("/lessons/{slug}/stages/{stage}/guide", response_model=GuideView)
@@ -61,8 +54,6 @@ def get_guide(slug: str, stage: int, cat: CatalogDep) -> GuideView:
     try:
         html = cat.guide(slug, stage)
         guide_type = cat.lesson(slug).stages[stage].guide_type
-    except NotFound as exc:
-        raise ProblemError(404, str(exc), "lesson-not-found") from exc
     except (GuideError, OSError) as exc:
         raise ProblemError(
             503, f"guide of {slug} stage {stage} cannot be rendered: {exc}", "guide-unavailable"

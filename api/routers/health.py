@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.problems import ProblemError
 from api.schemas import Health
 from syringe.observability.metrics import REGISTRY
+from syringe.runtime.base import ReportsConnection
 
 router = APIRouter(tags=["health"])
 
@@ -26,8 +27,9 @@ async def readyz(request: Request) -> Health:
     problem = request.app.state.runtime_problem
     if problem is not None and not request.app.state.catalog_only:
         raise ProblemError(503, f"not ready: {problem}", "not-ready")
-    if manager is not None and not getattr(manager.runtime, "connected", True):
-        raise ProblemError(503, "not ready: the Kubernetes API server is unreachable", "not-ready")
+    runtime = manager.runtime if manager is not None else None
+    if isinstance(runtime, ReportsConnection) and not runtime.connected:
+        raise ProblemError(503, "not ready: the runtime's API server is unreachable", "not-ready")
     return Health(status="ready", lessons=len(request.app.state.catalog.tree.lessons))
 
 

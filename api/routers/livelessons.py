@@ -14,7 +14,7 @@ from api.problems import ProblemError
 from api.responses import json_bytes
 from api.schemas import GuideView
 from api.schemas_live import Keepalive, LaunchAccepted, LaunchRequest, LiveLessonView, StageRequest
-from syringe.sessions import LiveLessonManager
+from syringe.livelessons import LiveLessons
 
 router = APIRouter(prefix="/api/v1/livelessons", tags=["live lessons"])
 HEARTBEAT_SECONDS = 15.0
@@ -100,13 +100,13 @@ async def events(livelesson_id: str, session: Learner, manager: Manager, request
     )
 
 
-async def _event_stream(livelesson_id: str, manager: LiveLessonManager, request: Request) -> AsyncIterator[bytes]:
+async def _event_stream(livelesson_id: str, manager: LiveLessons, request: Request) -> AsyncIterator[bytes]:
     views = request.app.state.views
     changes = manager.listen()
     try:
         sent = -1
         while True:
-            ll = manager.lessons.get(livelesson_id)
+            ll = manager.registry.lessons.get(livelesson_id)
             if ll is None:
                 yield b"event: deleted\ndata: " + json.dumps({"id": livelesson_id}).encode() + b"\n\n"
                 return

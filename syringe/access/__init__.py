@@ -1,1 +1,1 @@
-"""Reaching endpoints: readiness probes (and, later, the terminal bridge and the HTTP proxy)."""
+"""Reaching endpoints: readiness probes, the terminal bridge, the HTTP proxy and the NETCONF client."""

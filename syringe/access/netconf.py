@@ -9,24 +9,35 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import asyncssh
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
-from syringe.access.ssh import LoginFailed, login, reason
+from syringe.access.netconf_framing import EOM, MAX_MESSAGE, Decoder, encode
+from syringe.access.ssh import login, reason
+from syringe.errors import FramingError, LoginFailed, MessageTooLarge, NetconfError
+
+if TYPE_CHECKING:
+    from syringe.access.probes import Target
+
+__all__ = [
+    "BASE_10",
+    "BASE_11",
+    "BASE_NS",
+    "EOM",
+    "MAX_MESSAGE",
+    "NetconfError",
+    "NetconfSession",
+    "one_rpc",
+    "parse_xml",
+]
 
 BASE_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 BASE_10 = "urn:ietf:params:netconf:base:1.0"
 BASE_11 = "urn:ietf:params:netconf:base:1.1"
-EOM = b"]]>]]>"
-MAX_MESSAGE = 16 * 1024 * 1024
-_CHUNK_HEADER = re.compile(rb"\n#(\d+|#)\n")
 _ids = itertools.count(1)
-
-
-class NetconfError(Exception):
-    """The NETCONF conversation failed; the message says at which step and why."""
 
 
 def parse_xml(text: str | bytes) -> ET.Element:
@@ -55,7 +66,7 @@ class NetconfSession:
     server_capabilities: list[str] = field(default_factory=list)
     session_id: str | None = None
     chunked: bool = False
-    _buffer: bytes = b""
+    _decoder: Decoder = field(default_factory=lambda: Decoder(max_message=MAX_MESSAGE))
 
     @classmethod
     async def open(cls, host: str, port: int, username: str, password: str, timeout: float = 10.0) -> NetconfSession:
@@ -79,7 +90,7 @@ class NetconfSession:
             raise
 
     async def _hello(self) -> None:
-        hello = parse_xml(await self._read_eom())
+        hello = parse_xml(await self._read())
         if _local(hello.tag) != "hello":
             raise NetconfError(f"netconf hello: expected <hello>, got <{_local(hello.tag)}>")
         self.server_capabilities = [
@@ -90,48 +101,30 @@ class NetconfSession:
         if BASE_10 not in self.server_capabilities and BASE_11 not in self.server_capabilities:
             raise NetconfError("netconf hello: the server offers neither base:1.0 nor base:1.1")
         ours = "".join(f"<capability>{c}</capability>" for c in (BASE_10, BASE_11))
-        self.writer.write(
+        reply = (
             f'<?xml version="1.0" encoding="UTF-8"?><hello xmlns="{BASE_NS}"><capabilities>{ours}'
-            f"</capabilities></hello>".encode()
-            + EOM
+            f"</capabilities></hello>"
         )
+        self.writer.write(encode(reply.encode(), chunked=False))
         self.chunked = BASE_11 in self.server_capabilities
 
-    async def _more(self) -> None:
-        data = await self.reader.read(65536)
-        if not data:
-            raise NetconfError("the server closed the session")
-        self._buffer += data
-        if len(self._buffer) > MAX_MESSAGE:
-            raise NetconfError("the server's message is too large")
-
-    async def _read_eom(self) -> bytes:
-        while EOM not in self._buffer:
-            await self._more()
-        message, self._buffer = self._buffer.split(EOM, 1)
-        return message.strip()
-
-    async def _read_chunked(self) -> bytes:
-        parts: list[bytes] = []
-        while True:
-            while (match := _CHUNK_HEADER.match(self._buffer)) is None:
-                if (len(self._buffer) >= 2 and not self._buffer.startswith(b"\n#")) or len(self._buffer) > 16:
-                    raise NetconfError("netconf framing: bad chunk header")
-                await self._more()
-            self._buffer = self._buffer[match.end() :]
-            if match.group(1) == b"#":
-                return b"".join(parts)
-            size = int(match.group(1))
-            while len(self._buffer) < size:
-                await self._more()
-            parts.append(self._buffer[:size])
-            self._buffer = self._buffer[size:]
+    async def _read(self) -> bytes:
+        """The next message, in the session's framing (base:1.0 messages come stripped of whitespace)."""
+        self._decoder.chunked = self.chunked
+        try:
+            while (message := self._decoder.next_message()) is None:
+                data = await self.reader.read(65536)
+                if not data:
+                    raise NetconfError("the server closed the session")
+                self._decoder.feed(data)
+        except MessageTooLarge as exc:
+            raise NetconfError("the server's message is too large") from exc
+        except FramingError as exc:
+            raise NetconfError(f"netconf framing: {exc}") from exc
+        return message if self.chunked else message.strip()
 
     def _send(self, message: bytes) -> None:
-        if self.chunked:
-            self.writer.write(b"\n#%d\n%s\n##\n" % (len(message), message))
-        else:
-            self.writer.write(message + EOM)
+        self.writer.write(encode(message, self.chunked))
 
     async def rpc(self, operation: str | bytes, timeout: float = 30.0) -> str:
         """Send one RPC and return the reply's XML. ``operation`` is a whole <rpc> or just what goes in one."""
@@ -148,7 +141,7 @@ class NetconfSession:
             message = ET.tostring(element, encoding="utf-8")
         self._send(message)
         try:
-            reply = await asyncio.wait_for(self._read_chunked() if self.chunked else self._read_eom(), timeout)
+            reply = await asyncio.wait_for(self._read(), timeout)
         except TimeoutError as exc:
             raise NetconfError(f"netconf rpc: no reply within {timeout:g}s") from exc
         return reply.decode("utf-8", errors="replace")
@@ -167,3 +160,11 @@ class NetconfSession:
         self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+async def one_rpc(target: Target, operation: bytes, timeout: float) -> str:
+    """Run one RPC in a session of its own and return the reply. Raises ValueError, before connecting, when
+    ``operation`` is not well-formed XML, and NetconfError when the conversation fails."""
+    parse_xml(operation)
+    async with await NetconfSession.open(target.host, target.port, target.username, target.password, timeout) as nc:
+        return await nc.rpc(operation, timeout)

@@ -16,12 +16,9 @@ from dataclasses import dataclass
 import asyncssh
 import httpx
 
-from syringe.access.netconf import NetconfError, NetconfSession
+from syringe.access.netconf import NetconfSession
 from syringe.access.ssh import reason
-
-
-class ProbeFailed(Exception):
-    pass
+from syringe.errors import NetconfError, ProbeFailed
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,7 @@ import asyncio
 
 import asyncssh
 
-
-class LoginFailed(Exception):
-    """The SSH login did not happen; the message says why (refused, timed out, credentials, ...)."""
+from syringe.errors import LoginFailed
 
 
 def reason(exc: BaseException) -> str:

@@ -8,12 +8,8 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from syringe.access.ssh import LoginFailed, login, reason
-from syringe.errors import LimitReached
-
-
-class TerminalError(Exception):
-    """The terminal could not be opened; the message says why."""
+from syringe.access.ssh import login, reason
+from syringe.errors import LimitReached, LoginFailed, TerminalError
 
 
 @dataclass

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import shlex
 
-from syringe.access.ssh import LoginFailed, login
-from syringe.configure.target import ConfigureError
+from syringe.access.ssh import login
+from syringe.errors import ConfigureError, LoginFailed
 
 
 def base_script(hostname: str, interfaces: list[tuple[str, str]]) -> str:

@@ -10,9 +10,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from syringe.access.netconf import BASE_NS, NetconfError, NetconfSession, parse_xml
-from syringe.configure.target import ENV_ENDPOINT, ENV_STAGE, ConfigTarget, ConfigureError
+from syringe.access.netconf import BASE_NS, NetconfSession, parse_xml
+from syringe.configure.target import ConfigTarget
 from syringe.curriculum.models import NAPALM_DRIVERS, config_file_names, napalm_driver
+from syringe.errors import ConfigureError, NetconfError
+from syringe.plan import jobenv
 
 CANDIDATE = "urn:ietf:params:netconf:capability:candidate:1.0"
 
@@ -27,7 +29,7 @@ def _config_file(target: ConfigTarget, kind: str) -> Path:
 
 
 def _run(command: list[str], target: ConfigTarget, timeout: float) -> None:
-    env = {**os.environ, ENV_ENDPOINT: target.endpoint, ENV_STAGE: str(target.stage)}
+    env = {**os.environ, jobenv.ENDPOINT: target.endpoint, jobenv.STAGE: str(target.stage)}
     try:
         done = subprocess.run(
             command,

@@ -15,16 +15,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from syringe.access.ssh import LoginFailed, login
-from syringe.configure.target import ConfigureError
-from syringe.plan.jobs import host_variable, parse_ports, ports_variable
-
-TERMINATION_LOG = "/dev/termination-log"
-MESSAGE_LIMIT = 4000  # Kubernetes keeps 4096 bytes of a termination message
+from syringe.access.ssh import login
+from syringe.errors import ConfigureError, LoginFailed
+from syringe.plan import jobenv
+from syringe.plan.jobs import CREDENTIALS_PATH
+from syringe.plan.volume import CHECKS_FILE
 
 
 def _credentials(endpoint: str) -> tuple[str, str]:
-    directory = Path(os.environ.get("SYRINGE_CREDENTIALS_DIR", "/var/run/syringe/credentials"))
+    directory = Path(os.environ.get(jobenv.CREDENTIALS_DIR, CREDENTIALS_PATH))
     try:
         return (directory / f"{endpoint}.username").read_text(), (directory / f"{endpoint}.password").read_text()
     except OSError as exc:
@@ -32,11 +31,11 @@ def _credentials(endpoint: str) -> tuple[str, str]:
 
 
 def _host(endpoint: str) -> str:
-    return os.environ.get(host_variable(endpoint), endpoint)
+    return os.environ.get(jobenv.host_variable(endpoint), endpoint)
 
 
 def _port(endpoint: str, served: int) -> int:
-    return parse_ports(os.environ.get(ports_variable(endpoint), "")).get(served, served)
+    return jobenv.parse_ports(os.environ.get(jobenv.ports_variable(endpoint), "")).get(served, served)
 
 
 async def _command_check(check: dict[str, Any], timeout: float) -> tuple[bool, str]:
@@ -59,14 +58,14 @@ async def _command_check(check: dict[str, Any], timeout: float) -> tuple[bool, s
 
 def _script_check(check: dict[str, Any], stage: int, timeout: float) -> tuple[bool, str]:
     user, password = _credentials(check["endpoint"])
-    script = Path(os.environ.get("SYRINGE_LESSON_DIR", "/antidote")) / f"stage{stage}" / "checks" / check["script"]
+    script = Path(os.environ.get(jobenv.LESSON_DIR, "/antidote")) / f"stage{stage}" / "checks" / check["script"]
     env = {
         **os.environ,
-        "SYRINGE_TARGET_HOST": _host(check["endpoint"]),
-        "SYRINGE_TARGET_PORT": str(_port(check["endpoint"], 22)),
-        "SYRINGE_TARGET_USER": user,
-        "SYRINGE_TARGET_PASSWORD": password,
-        "SYRINGE_STAGE": str(stage),
+        jobenv.TARGET_HOST: _host(check["endpoint"]),
+        jobenv.TARGET_PORT: str(_port(check["endpoint"], 22)),
+        jobenv.TARGET_USER: user,
+        jobenv.TARGET_PASSWORD: password,
+        jobenv.STAGE: str(stage),
     }
     try:
         done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=timeout)
@@ -92,7 +91,7 @@ async def _run(checks: list[dict[str, Any]], stage: int, timeout: float) -> list
 
 
 def verify(stage: int, timeout: float) -> list[dict[str, Any]]:
-    path = Path(os.environ.get("SYRINGE_CHECKS", "/antidote/.syringe/checks.json"))
+    path = Path(os.environ.get(jobenv.CHECKS, f"/antidote/{CHECKS_FILE}"))
     try:
         checks = json.loads(path.read_text()).get(str(stage), [])
     except (OSError, ValueError) as exc:
@@ -100,9 +99,9 @@ def verify(stage: int, timeout: float) -> list[dict[str, Any]]:
     results = asyncio.run(_run(checks, stage, timeout))
     report = {"stage": stage, "results": results}
     text = json.dumps(report)
-    while len(text.encode()) > MESSAGE_LIMIT:  # shorten messages until the report fits
+    while len(text.encode()) > jobenv.TERMINATION_MESSAGE_LIMIT:  # shorten messages until the report fits
         for result in report["results"]:  # type: ignore[attr-defined]
             result["message"] = result["message"][: max(20, len(result["message"]) // 2)]
         text = json.dumps(report)
-    Path(os.environ.get("SYRINGE_TERMINATION_LOG", TERMINATION_LOG)).write_text(text)
+    Path(os.environ.get(jobenv.TERMINATION_LOG, jobenv.TERMINATION_MESSAGE_PATH)).write_text(text)
     return results

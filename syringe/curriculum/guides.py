@@ -8,13 +8,11 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
+from syringe.errors import GuideError
+
 # Guides come from the curriculum, which operators review like code; authors may embed HTML, as
 # Antidote's guides did (buttons that run a snippet in a terminal).
 _markdown = MarkdownIt("commonmark", {"html": True}).enable("table").enable("strikethrough")
-
-
-class GuideError(ValueError):
-    """A guide that cannot be rendered (for example a notebook that is not valid JSON)."""
 
 
 def render_markdown(text: str) -> str:

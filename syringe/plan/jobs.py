@@ -5,16 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from syringe.curriculum.models import Lesson
-from syringe.plan import labels
-from syringe.plan.builder import CHECKS_FILE, CREDENTIALS_SECRET, TOPOLOGY_FILE, K8sObject, Plan
+from syringe.plan import jobenv, labels
+from syringe.plan.builder import Plan
+from syringe.plan.credentials import CREDENTIALS_SECRET
+from syringe.plan.objects import K8sObject
 from syringe.plan.quantity import format_mebibytes, format_millicores, mebibytes, millicores
 from syringe.plan.settings import PlanSettings
+from syringe.plan.volume import CHECKS_FILE, TOPOLOGY_FILE
 
-PURPOSE = "syringe.io/purpose"
-STAGE_LABEL = "syringe.io/stage"
+# The values of labels.PURPOSE on a Job and its pod.
 CONFIGURATION = "configuration"
 VERIFICATION = "verification"
-CREDENTIALS_DIR = "/var/run/syringe/credentials"
+# Where a verification Job's container sees the credentials Secret.
+CREDENTIALS_PATH = "/var/run/syringe/credentials"
 
 
 # A configurator or checker needs no privilege; it writes only to its own /tmp.
@@ -64,37 +67,18 @@ def _job(
     }
 
 
-def host_variable(endpoint: str) -> str:
-    """The variable a checker finds an endpoint's address in: SYRINGE_HOST_<ENDPOINT>."""
-    return "SYRINGE_HOST_" + endpoint.upper().replace("-", "_")
-
-
-def ports_variable(endpoint: str) -> str:
-    """Where a checker finds an endpoint's ports when they are not the ones it serves ("22=40022,80=40080"):
-    set only off-cluster, where every endpoint shares one address."""
-    return "SYRINGE_PORTS_" + endpoint.upper().replace("-", "_")
-
-
-def parse_ports(value: str) -> dict[int, int]:
-    ports = {}
-    for pair in filter(None, value.split(",")):
-        served, _, reached = pair.partition("=")
-        ports[int(served)] = int(reached)
-    return ports
-
-
 def verification_job(lesson: Lesson, plan: Plan, stage: int, run: str, settings: PlanSettings) -> K8sObject:
     """The Job that runs a stage's learner checks (`syringe verify`) and reports each one's result in its
     termination message."""
     name = f"verify-s{stage}-{run}"
-    job_labels = {**plan.common_labels, PURPOSE: VERIFICATION, STAGE_LABEL: str(stage)}
+    job_labels = {**plan.common_labels, labels.PURPOSE: VERIFICATION, labels.STAGE: str(stage)}
     endpoints = sorted({check.endpoint for check in lesson.stages[stage].verify})
     env: list[dict[str, Any]] = [
-        {"name": "SYRINGE_LESSON_DIR", "value": settings.lesson_mount_path},
-        {"name": "SYRINGE_CHECKS", "value": f"{settings.lesson_mount_path}/{CHECKS_FILE}"},
-        {"name": "SYRINGE_CREDENTIALS_DIR", "value": CREDENTIALS_DIR},
+        {"name": jobenv.LESSON_DIR, "value": settings.lesson_mount_path},
+        {"name": jobenv.CHECKS, "value": f"{settings.lesson_mount_path}/{CHECKS_FILE}"},
+        {"name": jobenv.CREDENTIALS_DIR, "value": CREDENTIALS_PATH},
         {"name": "HOME", "value": "/tmp"},
-        *[{"name": host_variable(endpoint), "value": endpoint} for endpoint in endpoints],
+        *[{"name": jobenv.host_variable(endpoint), "value": endpoint} for endpoint in endpoints],
     ]
     container = {
         "name": "verify",
@@ -107,7 +91,7 @@ def verification_job(lesson: Lesson, plan: Plan, stage: int, run: str, settings:
         "securityContext": CONTAINER_SECURITY,
         "volumeMounts": [
             {"name": "lesson-files", "mountPath": settings.lesson_mount_path, "readOnly": True},
-            {"name": "credentials", "mountPath": CREDENTIALS_DIR, "readOnly": True},
+            {"name": "credentials", "mountPath": CREDENTIALS_PATH, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
@@ -141,24 +125,24 @@ def configuration_jobs(lesson: Lesson, plan: Plan, stage: int, run: str, setting
         job_labels = {
             **plan.common_labels,
             labels.ENDPOINT: endpoint.name,
-            PURPOSE: CONFIGURATION,
-            STAGE_LABEL: str(stage),
+            labels.PURPOSE: CONFIGURATION,
+            labels.STAGE: str(stage),
         }
         secret = {"name": CREDENTIALS_SECRET}
         env: list[dict[str, Any]] = [
             # The endpoint's Service: the Job runs in the lesson's namespace, where its name resolves.
-            {"name": "SYRINGE_TARGET_HOST", "value": endpoint.name},
-            {"name": "SYRINGE_TARGET_PORT", "value": str(_target_port(lesson, endpoint.name, kind))},
+            {"name": jobenv.TARGET_HOST, "value": endpoint.name},
+            {"name": jobenv.TARGET_PORT, "value": str(_target_port(lesson, endpoint.name, kind))},
             {
-                "name": "SYRINGE_TARGET_USER",
+                "name": jobenv.TARGET_USER,
                 "valueFrom": {"secretKeyRef": {**secret, "key": f"{endpoint.name}.username"}},
             },
             {
-                "name": "SYRINGE_TARGET_PASSWORD",
+                "name": jobenv.TARGET_PASSWORD,
                 "valueFrom": {"secretKeyRef": {**secret, "key": f"{endpoint.name}.password"}},
             },
-            {"name": "SYRINGE_LESSON_DIR", "value": settings.lesson_mount_path},
-            {"name": "SYRINGE_TOPOLOGY", "value": f"{settings.lesson_mount_path}/{TOPOLOGY_FILE}"},
+            {"name": jobenv.LESSON_DIR, "value": settings.lesson_mount_path},
+            {"name": jobenv.TOPOLOGY, "value": f"{settings.lesson_mount_path}/{TOPOLOGY_FILE}"},
             {"name": "HOME", "value": "/tmp"},
         ]
         cpu, memory = millicores(settings.job_cpu), mebibytes(settings.job_memory)

@@ -8,33 +8,52 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from syringe.learners import LearnerSession, SessionGone
 from syringe.plan import Plan
 
 
 @dataclass(frozen=True)
+class Reach:
+    """Where Syringe itself connects to one endpoint, as the runtime that runs it describes it: a Service
+    name, a ClusterIP or a pod IP in a cluster; 127.0.0.1 and QEMU's forwarded ports on this machine."""
+
+    host: str
+    ports: Mapping[int, int] = field(default_factory=dict)  # served port -> port to dial; unlisted: itself
+
+    def port(self, served: int) -> int:
+        return self.ports.get(served, served)
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Where a learner's own client (ssh, a NETCONF client, a browser) reaches an endpoint from outside."""
+
+    host: str
+    ports: Mapping[int, int] = field(default_factory=dict)  # served port -> external port
+    # True: a port not listed is not exposed. False: the plan exposes some presentations whose external port
+    # the runtime has not seen yet.
+    complete: bool = True
+
+
+@dataclass(frozen=True)
 class EndpointObservation:
-    """What the runtime last saw of one endpoint's pod."""
+    """What the runtime last saw of one endpoint, and how it can be reached."""
 
     namespace: str
     endpoint: str
     phase: str  # Pending, Running, Succeeded, Failed, Unknown, Deleted
     ready: bool = False
-    pod_ip: str | None = None
-    service_ip: str | None = None
     # The most specific reason a person can act on: ImagePullBackOff, CrashLoopBackOff, Unschedulable...
     reason: str | None = None
     message: str | None = None
     fatal: bool = False  # the pod will not get better by waiting
-    node_ports: Mapping[int, int] = field(default_factory=dict)  # presentation port -> exposed node port
-    # Off-cluster runtimes: Syringe reaches pod_ip directly whatever its address mode, at these local ports
-    # (served port -> local port; a port not listed is reached as itself).
-    direct: bool = False
-    local_ports: Mapping[int, int] = field(default_factory=dict)
-    # The runtime gave the endpoint its hostname and interface addresses as it booted.
-    base_configured: bool = False
+    reach: Reach | None = None  # None: not reachable (yet)
+    exposure: Exposure | None = None  # None: nothing of it is exposed to learners' own clients
+    # The runtime gave the endpoint its hostname and interface addresses as it booted, so nothing needs to
+    # log in to set them.
+    identity_assigned: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,7 +62,6 @@ class JobObservation:
     name: str
     succeeded: bool
     failed: bool
-    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,29 +86,13 @@ class NamespaceObserved:
     record: LiveLessonRecord
 
 
-@dataclass(frozen=True)
-class SessionRecord:
-    """A learner session as stored in the cluster, so that every replica can authenticate it."""
-
-    id: str
-    token_hash: str
-    created_at: datetime
-    expires_at: datetime
-    persistent: bool = False
-
-
-@dataclass(frozen=True)
-class SessionGone:
-    id: str
-
-
 RuntimeEvent = (
     EndpointObservation
     | JobObservation
     | JobPodObservation
     | NamespaceGone
     | NamespaceObserved
-    | SessionRecord
+    | LearnerSession
     | SessionGone
 )
 
@@ -148,15 +150,43 @@ class Runtime(Protocol):
     async def close(self) -> None: ...
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Optional capabilities, in the manner of KNE's node interfaces: the core asks `isinstance(runtime, X)` of
+# these small protocols, never which runtime it holds.
+
+
+@runtime_checkable
 class SharedState(Protocol):
-    """Optional: what replicas share beyond live lessons. A runtime with one process needs none of it."""
-
-    async def save_session(self, session: SessionRecord) -> None: ...
-
-    async def find_session(self, token_hash: str) -> SessionRecord | None: ...
-
-    async def delete_session(self, session_id: str, token_hash: str) -> None: ...
+    """Optional: replicas share one store (the cluster), so they elect one of them to collect garbage.
+    Learner sessions shared the same way are ``syringe.learners.SessionStore``."""
 
     async def try_lead(self, identity: str, duration: float) -> bool:
         """One round of leader election: True while ``identity`` holds the lease."""
+        ...
+
+
+@runtime_checkable
+class CountsCalls(Protocol):
+    """Optional: the runtime counts its calls to a remote API, by verb (for metrics and the admin stats)."""
+
+    def call_counts(self) -> dict[str, dict[str, int]]:
+        """Call counts by purpose ("api", "lease"...), each by verb."""
+        ...
+
+
+@runtime_checkable
+class ReportsConnection(Protocol):
+    """Optional: the runtime depends on a remote API and knows whether it can reach it now."""
+
+    @property
+    def connected(self) -> bool: ...
+
+
+@runtime_checkable
+class ProcessBound(Protocol):
+    """Optional: live lessons that exist only as long as the process that launched them (local VMs): they
+    cannot be listed or deleted from another process."""
+
+    def process_bound(self) -> str:
+        """Why, in a sentence for a person."""
         ...

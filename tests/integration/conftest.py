@@ -20,10 +20,10 @@ from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 
 from syringe.curriculum import load_curriculum
+from syringe.livelessons import LiveLessons
 from syringe.plan import PlanSettings
 from syringe.runtime.kubernetes import KubernetesRuntime, api_client_from
-from syringe.sessions import LiveLessonManager
-from syringe.settings import LifecycleSettings
+from syringe.settings import KubernetesSettings, LifecycleSettings
 from tests.integration.helpers import StandInProcess, failure_curriculum
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,7 +97,8 @@ def kube_dynamic(kube_api: client.ApiClient) -> dynamic.DynamicClient:
 @pytest.fixture(scope="session")
 def standin(kube_api: client.ApiClient) -> Iterator[StandInProcess]:
     path = os.environ["SYRINGE_TEST_KUBECONFIG"]
-    process = StandInProcess(path)
+    # Two test runs against two control planes at once need pod addresses of their own.
+    process = StandInProcess(path, addresses=os.environ.get("SYRINGE_TEST_STANDIN_CIDR", "127.100.0.0/16"))
     process.start()
     yield process
     process.stop()
@@ -112,17 +113,22 @@ def instance() -> str:
 @pytest.fixture
 async def lifecycle(
     kube_dynamic: dynamic.DynamicClient, standin: StandInProcess, instance: str, tmp_path: Path
-) -> AsyncIterator[Callable[..., Awaitable[LiveLessonManager]]]:
+) -> AsyncIterator[Callable[..., Awaitable[LiveLessons]]]:
     """Builds started managers on the real cluster; deletes everything of the test's instance afterwards."""
     kubeconfig = os.environ["SYRINGE_TEST_KUBECONFIG"]
-    made: list[tuple[LiveLessonManager, KubernetesRuntime]] = []
+    made: list[tuple[LiveLessons, KubernetesRuntime]] = []
     tree = load_curriculum(failure_curriculum(tmp_path / "curriculum"))
     assert not tree.problems, tree.problems
 
-    async def make(**lifecycle_overrides: object) -> LiveLessonManager:
-        settings = LifecycleSettings(**{"address_mode": "pod-ip", **lifecycle_overrides})  # type: ignore[arg-type]
-        runtime = KubernetesRuntime(api_client_from(kubeconfig), instance, apply_timeout=settings.apply_timeout)
-        manager = LiveLessonManager(tree, runtime, PlanSettings(instance=instance, image_registry="test"), settings)
+    async def make(**lifecycle_overrides: object) -> LiveLessons:
+        settings = LifecycleSettings(**lifecycle_overrides)  # type: ignore[arg-type]
+        runtime = KubernetesRuntime(
+            api_client_from(kubeconfig),
+            instance,
+            KubernetesSettings(address_mode="pod-ip"),
+            apply_timeout=settings.apply_timeout,
+        )
+        manager = LiveLessons(tree, runtime, PlanSettings(instance=instance, image_registry="test"), settings)
         await manager.start()
         made.append((manager, runtime))
         return manager

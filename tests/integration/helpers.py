@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -13,10 +15,15 @@ from pathlib import Path
 
 import httpx
 
-from syringe.sessions import LiveLesson, LiveLessonManager, Status
+from syringe.livelessons import LiveLesson, LiveLessons, Status
 from tests.standin.openssh import LEARNER, LEARNER_PASSWORD
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _die_with_parent() -> None:
+    """A killed test run must not leave its stand-in holding pod addresses for the next run."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class StandInProcess:
@@ -53,6 +60,7 @@ class StandInProcess:
             stdout=subprocess.PIPE,
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=_die_with_parent,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -139,7 +147,7 @@ def failure_curriculum(root: Path) -> Path:
     return root
 
 
-async def settled(manager: LiveLessonManager, ll: LiveLesson, timeout: float = 60) -> Status:
+async def settled(manager: LiveLessons, ll: LiveLesson, timeout: float = 60) -> Status:
     """Wait, on the manager's change notifications, until the live lesson is READY or ERROR."""
     queue = manager.listen()
     try:
@@ -204,7 +212,7 @@ def syringe_env(instance: str, curriculum: Path, admin_token: str = "", **extra:
         "SYRINGE_KUBECONFIG": os.environ["SYRINGE_TEST_KUBECONFIG"],
         "SYRINGE_PLAN__INSTANCE": instance,
         "SYRINGE_PLAN__IMAGE_REGISTRY": "test",
-        "SYRINGE_LIFECYCLE__ADDRESS_MODE": "pod-ip",
+        "SYRINGE_KUBERNETES__ADDRESS_MODE": "pod-ip",
         **extra,
     }
     if admin_token:

@@ -28,7 +28,7 @@ def served(standin: StandInProcess, tmp_path_factory: pytest.TempPathFactory) ->
         f"ac{os.getpid()}",
         failure_curriculum(directory / "curriculum"),
         SYRINGE_PLAN__EXPOSE='["netconf"]',
-        SYRINGE_ACCESS__EXTERNAL_HOST="lab.example.net",
+        SYRINGE_KUBERNETES__EXTERNAL_HOST="lab.example.net",
         SYRINGE_ACCESS__TERMINALS_PER_LIVELESSON="3",
         SYRINGE_ACCESS__TERMINAL_IDLE_TIMEOUT="4",
     )

@@ -26,7 +26,7 @@ def test_up_ls_down(standin: StandInProcess, instance: str) -> None:
     env = {
         **os.environ,
         "SYRINGE_KUBECONFIG": os.environ["SYRINGE_TEST_KUBECONFIG"],
-        "SYRINGE_LIFECYCLE__ADDRESS_MODE": "pod-ip",
+        "SYRINGE_KUBERNETES__ADDRESS_MODE": "pod-ip",
         "SYRINGE_PLAN__INSTANCE": instance,
     }
     up = syringe("up", "rest-api-basics", "--stage", "1", "--curriculum", "lessons", env=env)

@@ -14,7 +14,8 @@ import pytest
 
 from syringe.access.netconf import BASE_NS, NetconfSession
 from syringe.configure.runners import napalm_command
-from syringe.configure.target import ConfigTarget, ConfigureError
+from syringe.configure.target import ConfigTarget
+from syringe.errors import ConfigureError
 from tests.integration.helpers import REPO
 from tests.standin.servers import PodServers
 

@@ -13,12 +13,12 @@ from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
 
 from syringe.errors import LimitReached
+from syringe.livelessons import LiveLessons, Status
 from syringe.plan import labels
-from syringe.sessions import LiveLessonManager, Status
 from tests.integration.helpers import settled
 
 pytestmark = pytest.mark.integration
-Make = Callable[..., Awaitable[LiveLessonManager]]
+Make = Callable[..., Awaitable[LiveLessons]]
 EXAMPLES = ["linux-basics", "netconf-basics", "rest-api-basics", "routing-triangle"]
 
 
@@ -70,7 +70,7 @@ async def test_example_lesson_reaches_ready_with_the_planned_objects(
 
     assert await manager.delete(ll.id)
     assert not _namespace_exists(core, ll.namespace)
-    assert ll.id not in manager.lessons
+    assert ll.id not in manager.registry.lessons
 
 
 async def test_restart_recovers_live_lessons_from_the_cluster(lifecycle: Make) -> None:
@@ -89,7 +89,8 @@ async def test_restart_recovers_live_lessons_from_the_cluster(lifecycle: Make) -
         assert recovered.expires_at == ll.expires_at
         for name, endpoint in recovered.endpoints.items():
             assert endpoint.observation is not None
-            assert endpoint.observation.pod_ip == ll.endpoints[name].observation.pod_ip  # type: ignore[union-attr]
+            assert endpoint.observation.reach == ll.endpoints[name].observation.reach  # type: ignore[union-attr]
+            assert endpoint.observation.reach is not None
 
 
 async def test_a_launch_interrupted_by_a_restart_is_finished_by_the_next_process(lifecycle: Make) -> None:
@@ -221,7 +222,7 @@ async def test_configuration_jobs_run_per_stage_change_without_recreating_pods(
     manager = await lifecycle()
     ll = await manager.launch("learner", "configured-host")
     assert await settled(manager, ll) is Status.READY, ll.error
-    address = ll.endpoints["host"].observation.pod_ip  # type: ignore[union-attr]
+    address = ll.endpoints["host"].observation.reach.host  # type: ignore[union-attr]
     assert address
     assert await _marks(address) == "stage 0\n"
     core = client.CoreV1Api(kube_dynamic.client)
@@ -271,7 +272,7 @@ async def test_base_configuration_sets_hostname_and_addresses(lifecycle: Make) -
     manager = await lifecycle()
     ll = await manager.launch("learner", "routing-triangle")
     assert await settled(manager, ll) is Status.READY, ll.error
-    address = ll.endpoints["r1"].observation.pod_ip  # type: ignore[union-attr]
+    address = ll.endpoints["r1"].observation.reach.host  # type: ignore[union-attr]
     async with asyncssh.connect(address, 22, username="u", password="p", known_hosts=None) as conn:
         hostname = (await conn.run("hostname", check=True)).stdout
         addresses = (await conn.run("ip -br -4 address show", check=True)).stdout

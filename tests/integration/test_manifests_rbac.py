@@ -18,10 +18,10 @@ from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
 
 from syringe.curriculum import load_curriculum
+from syringe.livelessons import LiveLessons, Status
 from syringe.plan import PlanSettings
 from syringe.runtime.kubernetes import KubernetesRuntime, api_client_from
-from syringe.sessions import LiveLessonManager, Status
-from syringe.settings import LifecycleSettings
+from syringe.settings import KubernetesSettings, LifecycleSettings
 from tests.integration.helpers import REPO, StandInProcess, settled
 
 pytestmark = pytest.mark.integration
@@ -109,13 +109,15 @@ async def test_the_service_account_can_run_a_lesson(
     service_account_kubeconfig: Path, standin: StandInProcess, kube_dynamic: dynamic.DynamicClient
 ) -> None:
     instance = f"rb{uuid.uuid4().hex[:6]}"
-    runtime = KubernetesRuntime(api_client_from(str(service_account_kubeconfig)), instance)
+    runtime = KubernetesRuntime(
+        api_client_from(str(service_account_kubeconfig)), instance, KubernetesSettings(address_mode="pod-ip")
+    )
     assert await runtime.check() == []
-    manager = LiveLessonManager(
+    manager = LiveLessons(
         load_curriculum(REPO / "lessons"),
         runtime,
         PlanSettings(instance=instance),
-        LifecycleSettings(address_mode="pod-ip"),
+        LifecycleSettings(),
     )
     await manager.start()
     try:

@@ -24,10 +24,10 @@ from kubernetes.client.rest import ApiException
 
 from api.app import create_app
 from syringe.curriculum import load_curriculum
+from syringe.livelessons import LiveLessons, Status
 from syringe.plan import PlanSettings
 from syringe.runtime.kubernetes import KubernetesRuntime, api_client_from
-from syringe.sessions import LiveLessonManager, Status
-from syringe.settings import LifecycleSettings, Settings
+from syringe.settings import KubernetesSettings, LifecycleSettings, Settings
 from tests.integration.helpers import REPO, StandInProcess, settled
 
 pytestmark = pytest.mark.integration
@@ -59,10 +59,12 @@ def private_cluster() -> Iterator[str]:
         control_plane("reset")
 
 
-def _manager(kubeconfig: str, instance: str, tree_root: Path, apply_timeout: float) -> LiveLessonManager:
-    settings = LifecycleSettings(address_mode="pod-ip", apply_timeout=apply_timeout, launch_timeout=180)
-    runtime = KubernetesRuntime(api_client_from(kubeconfig), instance, apply_timeout=apply_timeout)
-    return LiveLessonManager(load_curriculum(tree_root), runtime, PlanSettings(instance=instance), settings)
+def _manager(kubeconfig: str, instance: str, tree_root: Path, apply_timeout: float) -> LiveLessons:
+    settings = LifecycleSettings(apply_timeout=apply_timeout, launch_timeout=180)
+    runtime = KubernetesRuntime(
+        api_client_from(kubeconfig), instance, KubernetesSettings(address_mode="pod-ip"), apply_timeout=apply_timeout
+    )
+    return LiveLessons(load_curriculum(tree_root), runtime, PlanSettings(instance=instance), settings)
 
 
 def _ensure_nad_crd(kubeconfig: str, present: bool) -> None:
@@ -162,7 +164,7 @@ async def test_launches_survive_an_api_server_outage(private_cluster: str) -> No
     core = client.CoreV1Api(api_client_from(private_cluster))
     for manager in (patient, hasty):
         instance = manager.plan_settings.instance
-        owned = {ll.namespace for ll in manager.lessons.values() if ll.status is Status.READY}
+        owned = {ll.namespace for ll in manager.all() if ll.status is Status.READY}
         existing = {
             ns.metadata.name
             for ns in core.list_namespace(label_selector=f"syringe.io/instance={instance}").items

@@ -11,7 +11,8 @@ import pytest
 from aiohttp import web
 
 from syringe.access.netconf import BASE_10, BASE_11
-from syringe.access.probes import ProbeFailed, Target, http_probe, netconf_probe, ssh_probe, sweep, tcp_probe
+from syringe.access.probes import Target, http_probe, netconf_probe, ssh_probe, sweep, tcp_probe
+from syringe.errors import ProbeFailed
 from tests.standin.servers import PodServers
 
 pytestmark = pytest.mark.integration

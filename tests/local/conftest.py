@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from syringe.runtime.local.host import processes
 from syringe.runtime.local.tinylinux import TinyLinux, build_tiny_linux
-from syringe.runtime.local.vm import processes
 from tests.integration.helpers import REPO, ServedSyringe
 
 

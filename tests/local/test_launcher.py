@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from syringe.plan.qemu import mac_address
+from syringe.qemu.command import mac_address
 from syringe.runtime.local.tinylinux import TinyLinux
 from tests.integration.helpers import REPO
 from tests.local.conftest import qemu_processes
@@ -98,9 +98,9 @@ WIRE_READER = """
 
 def test_stitching_passes_stp_in_and_lacp_out_with_no_bridge(pods: tuple[str, str]) -> None:
     pod, wire = pods
-    stitched = in_netns(pod, "from syringe.runtime.wrapper.stitch import stitch; stitch('eth1', 'tap1')")
+    stitched = in_netns(pod, "from syringe.launcher.stitch import stitch; stitch('eth1', 'tap1')")
     assert stitched.returncode == 0, stitched.stderr
-    again = in_netns(pod, "from syringe.runtime.wrapper.stitch import stitch; stitch('eth1', 'tap1')")
+    again = in_netns(pod, "from syringe.launcher.stitch import stitch; stitch('eth1', 'tap1')")
     assert again.returncode == 0, again.stderr  # idempotent
     filters = sh("ip", "netns", "exec", pod, "tc", "filter", "show", "dev", "eth1", "ingress").stdout
     assert filters.count("Egress Redirect to device tap1") == 1, filters

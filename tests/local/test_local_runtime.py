@@ -15,7 +15,7 @@ import httpx
 import pytest
 import websockets
 
-from syringe.plan.qemu import mac_address
+from syringe.qemu.command import mac_address
 from syringe.runtime.local.tinylinux import TinyLinux
 from tests.local.conftest import local_env, qemu_processes, serve_locally
 

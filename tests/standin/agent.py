@@ -35,10 +35,14 @@ import asyncssh
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from tests.standin.jobs import MESSAGE_LIMIT, run_job_pod
+from syringe.plan import labels
+from tests.standin.jobs import run_job_pod
 from tests.standin.servers import PodNamespace, PodServers
 
 log = logging.getLogger("standin")
+
+# On the stand-in's Node: the stand-in's own mark, not one of Syringe's (those are in syringe/plan/labels.py).
+STANDIN = "syringe.io/standin"
 
 
 def now() -> str:
@@ -79,7 +83,7 @@ class StandIn:
 
     def register(self) -> None:
         # A stand-in left over from an earlier run would take pods it can no longer serve.
-        for stale in self.core.list_node(label_selector="syringe.io/standin=true").items:
+        for stale in self.core.list_node(label_selector=f"{STANDIN}=true").items:
             if stale.metadata.name != self.node:
                 self.core.delete_node(stale.metadata.name)
         node = {
@@ -90,7 +94,7 @@ class StandIn:
                 "labels": {
                     "kubernetes.io/hostname": self.node,
                     "kubernetes.io/os": "linux",
-                    "syringe.io/standin": "true",
+                    STANDIN: "true",
                 },
             },
         }
@@ -277,7 +281,7 @@ class StandIn:
                 for c in pod.spec.containers
                 for p in c.ports or []
             ]
-            networks = json.loads((pod.metadata.annotations or {}).get("k8s.v1.cni.cncf.io/networks", "[]"))
+            networks = json.loads((pod.metadata.annotations or {}).get(labels.NETWORKS, "[]"))
             namespace = PodNamespace(pod.spec.hostname or pod.metadata.name, [n["interface"] for n in networks])
             servers = PodServers(
                 address,
@@ -328,13 +332,12 @@ class StandIn:
             command = pod.spec.containers[0].command or []
             message = ""
             if command[:1] == ["syringe"]:  # a configurator: run it for real, as a kubelet would
-                code, output, written = await run_job_pod(self.core, pod)
+                outcome = await run_job_pod(self.core, pod)
+                code = outcome.exit_code
                 log.info("job pod %s/%s exited %d", pod.metadata.namespace, pod.metadata.name, code)
                 failed = code != 0
                 # As a kubelet: the termination log's content, else (FallbackToLogsOnError) the output's tail.
-                policy = pod.spec.containers[0].termination_message_policy
-                fallback = output if failed and policy == "FallbackToLogsOnError" else ""
-                message = (written or fallback)[-MESSAGE_LIMIT:]
+                message = outcome.reported(pod.spec.containers[0].termination_message_policy)
             else:
                 await asyncio.sleep(0.2)
                 failed = "job-fail" in image

@@ -1,4 +1,6 @@
-"""Running a configuration Job's pod for real: its command and env, its mounts materialized."""
+"""Running a configuration Job's pod for real, as the local runtime runs a Job (the same code:
+`syringe.runtime.local.jobs.run_container`). What is left here is what only a pod on a cluster has: its
+mounts, Secrets and Service names, read from the API server."""
 
 from __future__ import annotations
 
@@ -10,9 +12,13 @@ from typing import Any
 
 from kubernetes import client
 
-from syringe.runtime.local.jobs import Reach, command_of, job_environment
+from syringe.plan import labels
+from syringe.runtime.base import Reach
+from syringe.runtime.local.jobs import JobOutcome, run_container
 
-MESSAGE_LIMIT = 2048  # what a kubelet keeps of a termination message
+# A Job's pod gets no deadline of its own (the Job controller enforces activeDeadlineSeconds by deleting it);
+# the stand-in stops a process that outlives this.
+DEADLINE = 600.0
 
 
 def _materialize(core: client.CoreV1Api, namespace: str, volume: Any, into: Path) -> None:
@@ -31,16 +37,18 @@ def _materialize(core: client.CoreV1Api, namespace: str, volume: Any, into: Path
 def _endpoint_addresses(core: client.CoreV1Api, namespace: str) -> dict[str, Reach]:
     """What cluster DNS and kube-proxy would make of each endpoint's Service name: its pod's address."""
     reach = {}
-    for pod in core.list_namespaced_pod(namespace, label_selector="syringe.io/endpoint").items:
-        labels = pod.metadata.labels or {}
-        if not labels.get("syringe.io/purpose") and pod.status.pod_ip:
-            reach[labels["syringe.io/endpoint"]] = Reach(str(pod.status.pod_ip), {})
+    for pod in core.list_namespaced_pod(namespace, label_selector=labels.ENDPOINT).items:
+        pod_labels = pod.metadata.labels or {}
+        if not pod_labels.get(labels.PURPOSE) and pod.status.pod_ip:
+            reach[pod_labels[labels.ENDPOINT]] = Reach(str(pod.status.pod_ip))
     return reach
 
 
-def prepare(core: client.CoreV1Api, pod: Any, workdir: Path) -> tuple[list[str], dict[str, str]]:
-    """The pod's command and env, as the local runtime makes them (the same code), with the pod's
-    mounts, Secrets and Service names taken from the cluster."""
+def prepare(
+    core: client.CoreV1Api, pod: Any, workdir: Path
+) -> tuple[dict[str, Any], dict[str, str], dict[str, Path], dict[str, Reach]]:
+    """The pod's container (as JSON), the Secret values its env refers to, its mounts materialized under
+    ``workdir``, and where its Service names lead: all read from the cluster."""
     namespace = pod.metadata.namespace
     container: dict[str, Any] = core.api_client.sanitize_for_serialization(pod.spec.containers[0])
     volumes = {v.name: v for v in pod.spec.volumes or []}
@@ -60,28 +68,11 @@ def prepare(core: client.CoreV1Api, pod: Any, workdir: Path) -> tuple[list[str],
     for name in {v["valueFrom"]["secretKeyRef"]["name"] for v in container.get("env", []) if "valueFrom" in v}:
         stored = core.read_namespaced_secret(name, namespace)
         secrets.update({k: base64.b64decode(v).decode() for k, v in (stored.data or {}).items()})
-    env = job_environment(container, secrets, mounts, _endpoint_addresses(core, namespace))
-    # Where the container's termination message file would be; read back when the process ends.
-    env["SYRINGE_TERMINATION_LOG"] = str(workdir / "termination-log")
-    return command_of(container), env
+    return container, secrets, mounts, _endpoint_addresses(core, namespace)
 
 
-def _read_if_there(path: Path) -> str:
-    return path.read_text(errors="replace") if path.exists() else ""
-
-
-async def run_job_pod(core: client.CoreV1Api, pod: Any, timeout: float = 600) -> tuple[int, str, str]:
-    """Runs the pod's container command as a local process; returns its exit code, its output and what it
-    wrote to its termination log."""
+async def run_job_pod(core: client.CoreV1Api, pod: Any, deadline: float = DEADLINE) -> JobOutcome:
+    """Runs the pod's container command as a local process, to its end."""
     with tempfile.TemporaryDirectory(prefix="syringe-job-") as directory:
-        command, env = await asyncio.to_thread(prepare, core, pod, Path(directory))
-        process = await asyncio.create_subprocess_exec(
-            *command, env=env, cwd=directory, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-        )
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), timeout)
-        except TimeoutError:
-            process.kill()
-            return 137, "killed: the Job's deadline passed", ""
-        written = await asyncio.to_thread(_read_if_there, Path(env["SYRINGE_TERMINATION_LOG"]))
-        return process.returncode or 0, output.decode(errors="replace"), written
+        container, secrets, mounts, reach = await asyncio.to_thread(prepare, core, pod, Path(directory))
+        return await run_container(container, secrets, mounts, reach, Path(directory), deadline)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 import asyncssh
+
+from syringe.access.netconf_framing import Decoder, encode
+from syringe.errors import FramingError
 
 BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
 CAP_10 = "urn:ietf:params:netconf:base:1.0"
@@ -18,7 +20,6 @@ CAPABILITIES = [
     "urn:ietf:params:netconf:capability:candidate:1.0",
     "urn:ietf:params:xml:ns:yang:ietf-interfaces?module=ietf-interfaces",
 ]
-EOM = b"]]>]]>"
 _session_ids = itertools.count(1)
 
 
@@ -35,10 +36,6 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-class FramingError(Exception):
-    pass
-
-
 class NetconfSession:
     """Works on bytes, because NETCONF 1.1 chunk sizes count bytes."""
 
@@ -53,48 +50,19 @@ class NetconfSession:
         self.store = store
         self.capabilities = capabilities or CAPABILITIES
         self.chunked = False
-        self.buffer = b""
-        self.max_message = max_message
-
-    async def _read_more(self) -> None:
-        data = await self.process.stdin.read(65536)
-        if not data:
-            raise EOFError
-        self.buffer += data
-        if len(self.buffer) > self.max_message:
-            raise FramingError("message too large")
+        self.decoder = Decoder(max_message=max_message)
 
     async def read_message(self) -> str:
-        return (await self._read_frame()).decode("utf-8", errors="replace")
-
-    async def _read_frame(self) -> bytes:
-        if not self.chunked:
-            while EOM not in self.buffer:
-                await self._read_more()
-            message, self.buffer = self.buffer.split(EOM, 1)
-            return message
-        parts = []
-        while True:
-            while (match := re.match(rb"\n#(\d+|#)\n", self.buffer)) is None:
-                partial = len(self.buffer) < 2 or (self.buffer.startswith(b"\n#") and len(self.buffer) < 16)
-                if not partial:
-                    raise FramingError("bad chunk header")
-                await self._read_more()
-            self.buffer = self.buffer[match.end() :]
-            if match.group(1) == b"#":
-                return b"".join(parts)
-            length = int(match.group(1))
-            while len(self.buffer) < length:
-                await self._read_more()
-            parts.append(self.buffer[:length])
-            self.buffer = self.buffer[length:]
+        self.decoder.chunked = self.chunked
+        while (message := self.decoder.next_message()) is None:
+            data = await self.process.stdin.read(65536)
+            if not data:
+                raise EOFError
+            self.decoder.feed(data)
+        return message.decode("utf-8", errors="replace")
 
     def write_message(self, text: str) -> None:
-        data = text.encode()
-        if self.chunked:
-            self.process.stdout.write(b"\n#%d\n%s\n##\n" % (len(data), data))
-        else:
-            self.process.stdout.write(data + EOM)
+        self.process.stdout.write(encode(text.encode(), self.chunked))
 
     async def run(self) -> None:
         session_id = next(_session_ids)

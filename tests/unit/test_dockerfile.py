@@ -89,7 +89,7 @@ def test_runs_as_a_non_root_user() -> None:
 
 
 def test_wrapper_sets_the_launchers_files_and_exposes_the_forwarded_ports() -> None:
-    from syringe.runtime.wrapper.launcher import DEFAULT_PORTS, ENVIRONMENT
+    from syringe.launcher.main import DEFAULT_PORTS, ENVIRONMENT
 
     instructions = _instructions("images/qemu-wrapper/Dockerfile")
     env = " ".join(i["value"] for i in instructions if i["instruction"] == "ENV")

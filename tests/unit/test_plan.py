@@ -11,8 +11,8 @@ import pytest
 from syringe.curriculum import load_curriculum
 from syringe.curriculum.files import read_lesson_files
 from syringe.plan import LiveLessonIdentity, PlanSettings, build_plan
-from syringe.plan.builder import bridge_name
 from syringe.plan.files import CHUNK_BYTES, pack_files
+from syringe.plan.networks import bridge_name
 from tests.corpus import write_curriculum
 
 WHO = LiveLessonIdentity(id="ll1", session="s1", created_at=datetime(2026, 1, 1, tzinfo=UTC))

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
 
-from syringe.plan.qemu import (
+from syringe.curriculum import load_curriculum
+from syringe.curriculum.files import read_lesson_files
+from syringe.errors import QemuSpecError
+from syringe.launcher.main import ENVIRONMENT, LaunchConfig, LaunchError, vm_spec
+from syringe.plan import LiveLessonIdentity, PlanSettings, build_plan, podenv
+from syringe.qemu.command import (
     MAX_DATA_NICS,
     TINY_KERNEL_PARAMETERS,
     DataNic,
     DiskBoot,
     KernelBoot,
-    QemuSpecError,
     Share,
     TapLink,
     UdpLink,
@@ -19,7 +26,7 @@ from syringe.plan.qemu import (
     mac_address,
     qemu_command,
 )
-from syringe.runtime.wrapper.launcher import LaunchConfig, LaunchError, vm_spec
+from tests.corpus import write_curriculum
 
 
 def _value(argv: list[str], flag: str) -> list[str]:
@@ -123,3 +130,24 @@ def test_launcher_settings_come_from_env_with_clear_errors() -> None:
     ):
         with pytest.raises(LaunchError, match=message):
             LaunchConfig.from_env(env)
+
+
+def test_the_plans_vm_pod_env_is_what_the_launcher_reads(tmp_path: Path) -> None:
+    tree = load_curriculum(write_curriculum(tmp_path))
+    source = tree.lessons["triangle"]
+    who = LiveLessonIdentity(id="ll1", session="s1", created_at=datetime(2026, 1, 1, tzinfo=UTC))
+    plan = build_plan(source.lesson, tree.images, 0, who, PlanSettings(), read_lesson_files(source))
+    pod = next(o for o in plan.objects if o["kind"] == "Pod" and o["metadata"]["name"] == "r1")
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert set(env) - {podenv.TOPOLOGY} <= set(ENVIRONMENT)  # the topology file is for containers, not the launcher
+    config = LaunchConfig.from_env(env)
+    assert (config.endpoint, config.memory_mib, config.cpus, config.interfaces) == ("r1", 512, 1, 2)
+    assert (config.disk, config.lesson_dir) == ("/images/router.qcow2", PlanSettings().lesson_mount_path)
+
+
+def test_vm_ports_are_spelt_once_for_both_sides() -> None:
+    assert podenv.format_vm_ports([8080, 2222]) == "8080,2222"
+    assert podenv.parse_vm_ports(podenv.format_vm_ports([8080, 2222])) == [8080, 2222]
+    assert podenv.parse_vm_ports("") == [] and podenv.parse_vm_ports("22,,80") == [22, 80]
+    with pytest.raises(podenv.PortError, match="70000"):
+        podenv.parse_vm_ports("22,70000")

@@ -7,7 +7,7 @@ from typing import Any
 
 from kubernetes import client
 
-from syringe.plan.builder import NAD_API_VERSION
+from syringe.plan.networks import NAD_API_VERSION
 
 NAD_GROUP, NAD_VERSION = NAD_API_VERSION.split("/")
 NAD_PLURAL = "network-attachment-definitions"

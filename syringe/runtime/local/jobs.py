@@ -1,5 +1,10 @@
 """A live lesson's Jobs (configuration, verification), run as local processes: what a kubelet would do
-with the Job's one container, its env and its mounts, with no cluster."""
+with the Job's one container, its env and its mounts, with no cluster.
+
+`run_container` is the one way a Job's container runs as a process on this machine. The local runtime
+calls it through `run_job`, with the mounts made from its own files; the tests' pod stand-in calls it with
+the mounts it materialized from the API server (tests/standin/jobs.py).
+"""
 
 from __future__ import annotations
 
@@ -14,23 +19,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syringe.plan.jobs import host_variable, ports_variable
+from syringe.plan import jobenv
+from syringe.runtime.base import Reach
 
-MESSAGE_LIMIT = 4000  # what a kubelet keeps of a termination message
-
-
-@dataclass(frozen=True)
-class Reach:
-    """Where Syringe's machine reaches one endpoint: an address, and a local port for each served port."""
-
-    address: str
-    ports: Mapping[int, int]
+FALLBACK_TO_LOGS = "FallbackToLogsOnError"
 
 
 @dataclass(frozen=True)
 class JobOutcome:
+    """How a Job's container ended. Messages are capped at jobenv.TERMINATION_MESSAGE_LIMIT, keeping their end."""
+
     exit_code: int
-    message: str  # the termination message: what it wrote there, else the tail of its output on failure
+    # The termination message off-cluster: what the process wrote to its termination log, else the tail of
+    # its output on failure, whatever the container's terminationMessagePolicy.
+    message: str
+    written: str = ""  # what the process wrote to its termination log
+    output: str = ""  # the tail of its output when it failed (or why it was stopped at its deadline)
+
+    def reported(self, policy: str | None) -> str:
+        """The termination message a kubelet reports: the termination log, else the output's tail, but only
+        for a failure under the FallbackToLogsOnError policy."""
+        if self.written:
+            return self.written
+        return self.output if policy == FALLBACK_TO_LOGS else ""
 
 
 def selector_matches(selector: str, job_labels: Mapping[str, str]) -> bool:
@@ -70,16 +81,58 @@ def job_environment(
                 value = str(local) + value[len(path) :]
                 break
         env[variable["name"]] = value
-    target = reach.get(env.get("SYRINGE_TARGET_HOST", ""))
+    target = reach.get(env.get(jobenv.TARGET_HOST, ""))
     if target is not None:
-        port = int(env.get("SYRINGE_TARGET_PORT", "22"))
-        env["SYRINGE_TARGET_HOST"] = target.address
-        env["SYRINGE_TARGET_PORT"] = str(target.ports.get(port, port))
+        port = int(env.get(jobenv.TARGET_PORT, "22"))
+        env[jobenv.TARGET_HOST] = target.host
+        env[jobenv.TARGET_PORT] = str(target.port(port))
     for endpoint, where in reach.items():
-        if host_variable(endpoint) in env:
-            env[host_variable(endpoint)] = where.address
-            env[ports_variable(endpoint)] = ",".join(f"{a}={b}" for a, b in sorted(where.ports.items()))
+        if jobenv.host_variable(endpoint) in env:
+            env[jobenv.host_variable(endpoint)] = where.host
+            env[jobenv.ports_variable(endpoint)] = jobenv.format_ports(where.ports)
     return env
+
+
+async def run_container(
+    container: Mapping[str, Any],
+    secret: Mapping[str, str],
+    mounts: Mapping[str, Path],
+    reach: Mapping[str, Reach],
+    workdir: Path,
+    deadline: float,
+    on_start: Callable[[asyncio.subprocess.Process], None] | None = None,
+) -> JobOutcome:
+    """Run a Job's container (as JSON, camelCase) as a local process to its end, within ``deadline`` seconds:
+    its env resolved by `job_environment` against ``secret``, the ``mounts`` already materialized (mount path
+    -> local directory), and ``workdir`` (which the caller owns) as its working directory and the home of its
+    termination log."""
+    env = job_environment(container, secret, mounts, reach)
+    log = workdir / "termination-log"
+    env[jobenv.TERMINATION_LOG] = str(log)
+    process = await asyncio.create_subprocess_exec(
+        *command_of(container),
+        env=env,
+        cwd=workdir,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    if on_start is not None:
+        on_start(process)
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), deadline)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        expired = f"the Job's deadline of {deadline:.0f}s passed"
+        return JobOutcome(137, expired, output=expired)
+    written = log.read_text(errors="replace")[-jobenv.TERMINATION_MESSAGE_LIMIT :] if log.exists() else ""
+    code = process.returncode or 0
+    tail = output.decode(errors="replace")[-jobenv.TERMINATION_MESSAGE_LIMIT :] if code else ""
+    if code < 0:
+        return JobOutcome(128 - code, written or "stopped", written, tail)
+    return JobOutcome(code, written or tail, written, tail)
 
 
 async def run_job(
@@ -89,7 +142,8 @@ async def run_job(
     reach: Mapping[str, Reach],
     on_start: Callable[[asyncio.subprocess.Process], None] | None = None,
 ) -> JobOutcome:
-    """Run the Job's container command to its end, within the Job's deadline."""
+    """Run the Job's container to its end, within the Job's deadline: the lesson's files as its projected
+    volume, the credentials Secret as files in its secret volume."""
     spec = job["spec"]
     container = spec["template"]["spec"]["containers"][0]
     deadline = float(spec.get("activeDeadlineSeconds", 600))
@@ -108,31 +162,6 @@ async def run_job(
                     for key, value in secret.items():
                         (local / key).write_text(value)
                 mounts[mount["mountPath"]] = local
-        env = job_environment(container, secret, mounts, reach)
-        log = workdir / "termination-log"
-        env["SYRINGE_TERMINATION_LOG"] = str(log)
-        process = await asyncio.create_subprocess_exec(
-            *command_of(container),
-            env=env,
-            cwd=workdir,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        if on_start is not None:
-            on_start(process)
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), deadline)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-            return JobOutcome(137, f"the Job's deadline of {deadline:.0f}s passed")
-        written = log.read_text(errors="replace") if log.exists() else ""
-        code = process.returncode or 0
-        if code < 0:
-            return JobOutcome(128 - code, written or "stopped")
-        tail = output.decode(errors="replace")[-MESSAGE_LIMIT:] if code else ""
-        return JobOutcome(code, (written or tail)[-MESSAGE_LIMIT:])
+        return await run_container(container, secret, mounts, reach, workdir, deadline, on_start)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

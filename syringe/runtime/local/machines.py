@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from syringe.curriculum.models import Image
-from syringe.errors import RuntimeUnavailable
+from syringe.errors import EndpointCannotRunLocally, ImageBuildError, QemuSpecError, RuntimeUnavailable, WarmBootFailed
 from syringe.plan import Plan
 from syringe.plan.addressing import attachments_by_endpoint
-from syringe.plan.qemu import (
+from syringe.plan.quantity import mebibytes
+from syringe.qemu.command import (
     MIN_TINY_MEMORY_MIB,
     DataNic,
     DiskBoot,
     KernelBoot,
-    QemuSpecError,
     Share,
     UdpLink,
     VmSpec,
@@ -33,26 +33,14 @@ from syringe.plan.qemu import (
     mac_address,
     qemu_command,
 )
-from syringe.plan.quantity import mebibytes
-from syringe.runtime.local.tinylinux import ImageBuildError, TinyLinux, build_tiny_linux
-from syringe.runtime.local.vm import free_port, vm_name
-from syringe.runtime.local.warm import (
-    IDENTITY,
-    Shape,
-    Templates,
-    WarmBootFailed,
-    identity_file,
-    template_mac,
-)
+from syringe.runtime.local.host import free_port, vm_name
+from syringe.runtime.local.tinylinux import TinyLinux, build_tiny_linux
+from syringe.runtime.local.warm import IDENTITY, Shape, Templates, identity_file, template_mac
 from syringe.settings import LocalSettings
 
 VM_OVERHEAD_MIB = 70  # QEMU's own memory per VM beyond guest RAM (measured in bench/local_vms.py)
 ALWAYS_FORWARDED = (22, 830, 80)  # SSH for configuration, NETCONF and HTTP for every presentation type
 SHARE = "lesson"  # a live lesson's directory holds its files here, shared with its VMs
-
-
-class EndpointCannotRunLocally(RuntimeUnavailable):
-    """An endpoint's image says nothing (or something impossible) about running without a cluster."""
 
 
 def available_memory_mib() -> int | None:

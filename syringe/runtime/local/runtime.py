@@ -19,30 +19,26 @@ from pathlib import Path
 from typing import Any
 
 from syringe.curriculum.models import Image
-from syringe.errors import RuntimeUnavailable
+from syringe.errors import EndpointCannotRunLocally, QemuSpecError, RuntimeUnavailable, VmFailed, WarmBootFailed
 from syringe.plan import Plan
 from syringe.plan.files import unpack_files
-from syringe.plan.qemu import (
-    READY_LINE,
-    QemuSpecError,
-    VmSpec,
-)
+from syringe.qemu.command import READY_LINE, VmSpec
+from syringe.qemu.process import VmProcess, choose_accel
 from syringe.runtime.base import (
     EndpointObservation,
+    Exposure,
     JobObservation,
     JobPodObservation,
     LiveLessonRecord,
     NamespaceGone,
+    Reach,
     RuntimeEvent,
 )
 from syringe.runtime.fanout import EventFanout
-from syringe.runtime.local.jobs import JobOutcome, Reach, run_job, selector_matches
-from syringe.runtime.local.machines import SHARE, EndpointCannotRunLocally, Machines
-from syringe.runtime.local.vm import VmFailed, VmProcess, choose_accel, end_leftovers, free_port
-from syringe.runtime.local.warm import (
-    WarmBootFailed,
-    resume_restored,
-)
+from syringe.runtime.local.host import end_leftovers, free_port
+from syringe.runtime.local.jobs import JobOutcome, run_job, selector_matches
+from syringe.runtime.local.machines import SHARE, Machines
+from syringe.runtime.local.warm import resume_restored
 from syringe.settings import LocalSettings
 
 log = logging.getLogger(__name__)
@@ -261,15 +257,19 @@ class LocalRuntime:
                 endpoint=endpoint.name,
                 phase=phase,
                 ready=ready,
-                pod_ip=LOCAL_ADDRESS if phase == "Running" else None,
                 reason=reason,
                 message=message,
                 fatal=fatal,
-                direct=True,
-                local_ports=dict(endpoint.reach.ports),
-                base_configured=endpoint.tiny,
+                # QEMU forwards each served port from a port of its own on this machine: Syringe and the
+                # learner's own clients alike reach the endpoint there.
+                reach=endpoint.reach if phase == "Running" else None,
+                exposure=Exposure(LOCAL_ADDRESS, dict(endpoint.reach.ports)) if phase == "Running" else None,
+                identity_assigned=endpoint.tiny,
             )
         )
+
+    def process_bound(self) -> str:
+        return "the VMs run on this machine for as long as this process does"
 
     async def annotate(self, namespace: str, annotations: Mapping[str, str | None]) -> None:
         lesson = self.lessons.get(namespace)
@@ -336,8 +336,7 @@ class LocalRuntime:
         failed = outcome.exit_code != 0
         phase = "Failed" if failed else "Succeeded"
         self._emit(JobPodObservation(lesson.namespace, name, phase, outcome.message or None))
-        message = f"exit status {outcome.exit_code}" if failed else None
-        self._emit(JobObservation(lesson.namespace, name, succeeded=not failed, failed=failed, message=message))
+        self._emit(JobObservation(lesson.namespace, name, succeeded=not failed, failed=failed))
 
     async def delete_jobs(self, namespace: str, label_selector: str) -> None:
         lesson = self.lessons.get(namespace)

@@ -7,6 +7,7 @@ NETCONF needs an SSH subsystem, which dropbear cannot serve.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import lzma
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import asyncssh
 
-from syringe.errors import SyringeError
+from syringe.errors import ImageBuildError
 
 PACKAGES = ("busybox-static", "openssh-server", "libwrap0", "iputils-ping", "bash")
 # Debian binaries, with the libraries they link: sshd (subsystems, for NETCONF); bash, the learner's shell
@@ -32,10 +33,6 @@ BINARIES = ("usr/sbin/sshd", "bin/bash", "bin/ping")
 # qemu_fw_cfg shows a warm-booted VM its identity.
 MODULES = ("virtio_pci", "virtio_net", "9pnet_virtio", "9p", "virtio_rng", "qemu_fw_cfg")
 MULTIARCH = "x86_64-linux-gnu"
-
-
-class ImageBuildError(SyringeError):
-    """The tiny VM could not be built; the message says which step and why."""
 
 
 @dataclass(frozen=True)
@@ -306,13 +303,26 @@ def _digest(kernel: str) -> str:
     return h.hexdigest()[:12]
 
 
+KEEP_BUILDS = 3  # other checkouts (or a running Syringe) may still use an older build
+
+
 def build_tiny_linux(cache: Path | None = None, force: bool = False) -> TinyLinux:
-    """Build (or find) the tiny VM. Returns where its kernel and initramfs are."""
+    """Build (or find) the tiny VM. Returns where its kernel and initramfs are. Builds of one cache are
+    serialised by a lock, so two checkouts building different versions at once never undo each other."""
     cache = cache or default_cache()
     kernel = kernel_package()
     target = TinyLinux(cache / "tiny-linux" / _digest(kernel))
     if target.initrd.exists() and not force:
         return target
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / "tiny-linux.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.initrd.exists() and not force:
+            return target  # built by whoever held the lock
+        return _build_locked(cache, kernel, target, force)
+
+
+def _build_locked(cache: Path, kernel: str, target: TinyLinux, force: bool) -> TinyLinux:
     debs = cache / "debs"
     _download([kernel, *PACKAGES], debs)
     unpacked = cache / "unpacked" / target.directory.name
@@ -338,8 +348,13 @@ def build_tiny_linux(cache: Path | None = None, force: bool = False) -> TinyLinu
     (staging / "initramfs.cpio").write_bytes(_initramfs(unpacked, modules, modules_root))
     shutil.rmtree(target.directory, ignore_errors=True)
     staging.rename(target.directory)  # complete builds only: a crash mid-build leaves a .partial behind
-    for old in [*target.directory.parent.iterdir(), *unpacked.parent.iterdir()]:
-        if old.name != target.directory.name:
+    for parent in (target.directory.parent, unpacked.parent):
+        others = sorted(
+            (old for old in parent.iterdir() if old.name != target.directory.name),
+            key=lambda old: old.stat().st_mtime,
+            reverse=True,
+        )
+        for old in others[KEEP_BUILDS - 1 :]:
             shutil.rmtree(old, ignore_errors=True)
     return target
 

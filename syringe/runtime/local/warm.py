@@ -22,18 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syringe.plan.qemu import (
-    TINY_KERNEL_PARAMETERS,
-    DataNic,
-    KernelBoot,
-    QemuSpecError,
-    Share,
-    UdpLink,
-    VmSpec,
-    mac_address,
-)
+from syringe.errors import QemuSpecError, VmFailed, WarmBootFailed
+from syringe.qemu.command import TINY_KERNEL_PARAMETERS, DataNic, KernelBoot, Share, UdpLink, VmSpec, mac_address
+from syringe.qemu.process import VmProcess
+from syringe.runtime.local.host import free_port
 from syringe.runtime.local.tinylinux import TinyLinux
-from syringe.runtime.local.vm import VmFailed, VmProcess, free_port
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +36,6 @@ TEMPLATE_LINE = "SYRINGE-VM-TEMPLATE"
 TEMPLATE_APPEND = f"{TINY_KERNEL_PARAMETERS} syringe.template=1"
 TEMPLATE_SEED = "syringe-template"
 QMP_TIMEOUT = 10.0  # QEMU makes its control socket as it starts
-
-
-class WarmBootFailed(Exception):
-    """A template could not be made or restored; the caller boots the VM cold instead."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""One endpoint's QEMU process: start it, know when its guest is ready, stop it, find leftovers."""
+"""One VM's QEMU process: start it (as another user, dying with its parent), know when its guest is ready,
+stop it."""
 
 from __future__ import annotations
 
@@ -10,28 +11,12 @@ import os
 import pwd
 import shutil
 import signal
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from syringe.plan.qemu import READY_LINE, VmSpec, qemu_command
-
-QEMU = "qemu-system-x86_64"
-NAME_PREFIX = "syringe."  # every VM's -name starts with this, then the instance and live lesson
-
-
-class VmFailed(Exception):
-    """The VM did not start, or its QEMU ended; the message carries what QEMU and the console said."""
-
-
-def qemu_binary() -> str | None:
-    return shutil.which(QEMU)
-
-
-def vm_name(namespace: str, endpoint: str) -> str:
-    """QEMU's -name: says which instance, live lesson and endpoint, and which Syringe process owns it."""
-    return f"{NAME_PREFIX}{namespace}.{endpoint}@{os.getpid()}"
+from syringe.errors import VmFailed
+from syringe.qemu.command import READY_LINE, VmSpec, qemu_command
 
 
 def choose_accel(wanted: Literal["auto", "kvm", "tcg"]) -> Literal["kvm", "tcg"]:
@@ -46,14 +31,6 @@ def choose_accel(wanted: Literal["auto", "kvm", "tcg"]) -> Literal["kvm", "tcg"]
     except OSError:
         return "tcg"
     return "kvm" if (" vmx" in flags or " svm" in flags) else "tcg"
-
-
-def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now. QEMU binds it a moment later; a lost race makes its start fail,
-    and the caller retries with new ports."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def _child_setup(user: str | None) -> Callable[[], None]:
@@ -81,9 +58,10 @@ def _prepare_console(path: Path, user: str | None) -> None:
 
 
 class VmProcess:
-    """``user``: run QEMU as this user (Syringe running as root never runs a VM as root). The switch
-    happens before exec, not with QEMU's -runas: a change of credentials after the parent-death signal
-    is set would clear it."""
+    """One VM's QEMU. ``user``: run QEMU as this user (the local runtime, running as root, never runs a VM
+    as root; the wrapper launcher passes none: its container is the VM's sandbox). The switch happens
+    before exec, not with QEMU's -runas: a change of credentials after the parent-death signal is set would
+    clear it."""
 
     def __init__(self, spec: VmSpec, binary: str, user: str | None = None) -> None:
         self.spec = spec
@@ -166,37 +144,3 @@ class VmProcess:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             await self.process.wait()
-
-
-def processes() -> Iterator[tuple[int, list[str]]]:
-    """Every process of the machine: (pid, argv)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\x00")
-        except OSError:
-            continue
-        yield int(entry.name), [part.decode(errors="replace") for part in argv]
-
-
-def leftover_vms(instance: str) -> list[int]:
-    """QEMU processes of this Syringe instance whose owning Syringe process is gone: left by a crash."""
-    found = []
-    for pid, argv in processes():
-        with contextlib.suppress(ValueError, IndexError):
-            name = argv[argv.index("-name") + 1]
-            if not name.startswith(f"{NAME_PREFIX}{instance}-"):
-                continue
-            owner = int(name.rsplit("@", 1)[1]) if "@" in name else 0
-            if owner <= 0 or not Path(f"/proc/{owner}").exists():
-                found.append(pid)
-    return found
-
-
-def end_leftovers(instance: str) -> list[int]:
-    ended = leftover_vms(instance)
-    for pid in ended:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-    return ended

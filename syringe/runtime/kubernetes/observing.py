@@ -1,4 +1,5 @@
-"""Turning Kubernetes objects into observations a person can act on. Pure: no API calls.
+"""Observing: Kubernetes objects (pods, Jobs, namespaces) turned into observations a person can act on.
+Pure: no API calls.
 
 Objects are the API server's JSON (dicts with camelCase keys): the runtime skips the client's model
 classes, whose deserialisation costs more CPU than anything else Syringe does per event.
@@ -6,13 +7,18 @@ classes, whose deserialisation costs more CPU than anything else Syringe does pe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
 from syringe.plan import labels
-from syringe.runtime.base import EndpointObservation, JobObservation, JobPodObservation
-
-PURPOSE = "syringe.io/purpose"
+from syringe.runtime.base import (
+    EndpointObservation,
+    Exposure,
+    JobObservation,
+    JobPodObservation,
+    LiveLessonRecord,
+    Reach,
+)
 
 # Waiting reasons after which a container will not start without someone changing something.
 FATAL_WAITING = {
@@ -36,12 +42,15 @@ def _get(obj: Any, *path: str) -> Any:
 
 
 def observe_pod(
-    pod: Any, service_ip: str | None = None, node_ports: Mapping[int, int] | None = None
+    pod: Any,
+    reach: Callable[[str, str, str | None], Reach | None] = lambda namespace, endpoint, pod_ip: None,
+    exposure: Exposure | None = None,
 ) -> EndpointObservation | None:
-    """An observation of a lesson pod, or None for pods that are not endpoints."""
+    """An observation of a lesson pod, or None for pods that are not endpoints. ``reach`` says where Syringe
+    dials the endpoint (given its namespace, name and pod IP); ``exposure`` where learners' clients do."""
     pod_labels = _get(pod, "metadata", "labels") or {}
     endpoint = pod_labels.get(labels.ENDPOINT)
-    if not endpoint or pod_labels.get(PURPOSE):
+    if not endpoint or pod_labels.get(labels.PURPOSE):
         return None
     namespace = _get(pod, "metadata", "namespace")
     status = _get(pod, "status")
@@ -82,12 +91,11 @@ def observe_pod(
         endpoint=endpoint,
         phase=phase,
         ready=ready,
-        pod_ip=_get(status, "podIP"),
-        service_ip=service_ip,
         reason=reason,
         message=message,
         fatal=fatal,
-        node_ports=dict(node_ports or {}),
+        reach=reach(namespace, endpoint, _get(status, "podIP")),
+        exposure=exposure,
     )
 
 
@@ -95,7 +103,7 @@ def observe_job_pod(pod: Any) -> JobPodObservation | None:
     """A configuration Job's pod: its phase, and the termination message a failed container left."""
     pod_labels = _get(pod, "metadata", "labels") or {}
     job = pod_labels.get("job-name")
-    if not pod_labels.get(PURPOSE) or not job:
+    if not pod_labels.get(labels.PURPOSE) or not job:
         return None
     message = None
     for container in _get(pod, "status", "containerStatuses") or []:
@@ -113,9 +121,7 @@ def observe_job_pod(pod: Any) -> JobPodObservation | None:
 def observe_job(job: Any) -> JobObservation:
     status = _get(job, "status")
     conditions = _get(status, "conditions") or []
-    failed_condition = next(
-        (c for c in conditions if _get(c, "type") == "Failed" and _get(c, "status") == "True"), None
-    )
+    failed = any(_get(c, "type") == "Failed" and _get(c, "status") == "True" for c in conditions)
     succeeded = bool(_get(status, "succeeded")) or any(
         _get(c, "type") == "Complete" and _get(c, "status") == "True" for c in conditions
     )
@@ -123,6 +129,17 @@ def observe_job(job: Any) -> JobObservation:
         namespace=_get(job, "metadata", "namespace"),
         name=_get(job, "metadata", "name"),
         succeeded=succeeded,
-        failed=failed_condition is not None,
-        message=_get(failed_condition, "message") if failed_condition is not None else None,
+        failed=failed,
+    )
+
+
+def observe_namespace(namespace: Any, endpoints: list[EndpointObservation] | None = None) -> LiveLessonRecord:
+    """A live lesson's namespace as a record: its labels, its state (annotations), whether it is going."""
+    metadata = namespace["metadata"]
+    return LiveLessonRecord(
+        namespace=metadata["name"],
+        labels=dict(metadata.get("labels") or {}),
+        annotations=dict(metadata.get("annotations") or {}),
+        terminating=bool(metadata.get("deletionTimestamp")),
+        endpoints=endpoints if endpoints is not None else [],
     )

@@ -3,7 +3,7 @@
 It waits for the pod's data interfaces, stitches each to a tap device, boots the image's VM on them with
 an overlay disk, forwards the pod's management ports to the VM, shares the lesson's files over 9p, keeps a
 health file for the readiness probe, restarts a crashed QEMU, and stops cleanly on SIGTERM. Everything it
-needs comes from its environment (see LaunchConfig.from_env).
+needs comes from its environment (see LaunchConfig.from_env), whose names plan/podenv.py holds.
 """
 
 from __future__ import annotations
@@ -20,21 +20,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from syringe.plan.qemu import (
+from syringe.errors import QemuSpecError, VmFailed
+from syringe.launcher.stitch import StitchError, stitch, unstitch, wait_for_interfaces
+from syringe.plan import podenv
+from syringe.qemu.command import (
     MAX_DATA_NICS,
     READY_LINE,
     DataNic,
     DiskBoot,
     KernelBoot,
-    QemuSpecError,
     Share,
     TapLink,
     VmSpec,
     guest_parameters,
     mac_address,
 )
-from syringe.runtime.local.vm import VmFailed, VmProcess, choose_accel
-from syringe.runtime.wrapper.stitch import StitchError, stitch, unstitch, wait_for_interfaces
+from syringe.qemu.process import VmProcess, choose_accel
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,10 @@ DEFAULT_PORTS = (22, 830, 80, 443)
 HEALTH_FILE = "/run/syringe/health"
 # Every variable the launcher reads (docs/OPERATIONS.md documents each; a test holds them to it).
 ENVIRONMENT = (
-    "SYRINGE_ENDPOINT", "SYRINGE_LESSON_DIR", "SYRINGE_VM_DISK", "SYRINGE_VM_KERNEL", "SYRINGE_VM_INITRD",
-    "SYRINGE_VM_APPEND", "SYRINGE_VM_MEMORY_MIB", "SYRINGE_VM_CPUS", "SYRINGE_VM_INTERFACES", "SYRINGE_VM_PORTS",
-    "SYRINGE_VM_ADDRESSES", "SYRINGE_VM_USER", "SYRINGE_VM_PASSWORD", "SYRINGE_VM_ACCEL", "SYRINGE_VM_STATE_DIR",
-    "SYRINGE_VM_HEALTH_FILE", "SYRINGE_VM_INTERFACE_TIMEOUT", "SYRINGE_VM_BOOT_TIMEOUT",
+    podenv.ENDPOINT, podenv.LESSON_DIR, podenv.VM_DISK, podenv.VM_KERNEL, podenv.VM_INITRD, podenv.VM_APPEND,
+    podenv.VM_MEMORY_MIB, podenv.VM_CPUS, podenv.VM_INTERFACES, podenv.VM_PORTS, podenv.VM_ADDRESSES, podenv.VM_USER,
+    podenv.VM_PASSWORD, podenv.VM_ACCEL, podenv.VM_STATE_DIR, podenv.VM_HEALTH_FILE, podenv.VM_INTERFACE_TIMEOUT,
+    podenv.VM_BOOT_TIMEOUT,
 )  # fmt: skip
 ACCELERATORS: dict[str, Literal["auto", "kvm", "tcg"]] = {"auto": "auto", "kvm": "kvm", "tcg": "tcg"}
 
@@ -89,38 +90,37 @@ class LaunchConfig:
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> LaunchConfig:
-        disk, kernel = env.get("SYRINGE_VM_DISK", ""), env.get("SYRINGE_VM_KERNEL", "")
+        disk, kernel = env.get(podenv.VM_DISK, ""), env.get(podenv.VM_KERNEL, "")
         if not disk and not kernel:
-            raise LaunchError("set SYRINGE_VM_DISK (a qcow2 image) or SYRINGE_VM_KERNEL and SYRINGE_VM_INITRD")
-        if kernel and not env.get("SYRINGE_VM_INITRD"):
-            raise LaunchError("SYRINGE_VM_KERNEL needs SYRINGE_VM_INITRD")
-        extra_ports = []
-        for word in filter(None, env.get("SYRINGE_VM_PORTS", "").split(",")):
-            if not word.strip().isdigit() or not 1 <= int(word) <= 65535:
-                raise LaunchError(f"SYRINGE_VM_PORTS: {word!r} is not a port")
-            extra_ports.append(int(word))
-        accel = ACCELERATORS.get(env.get("SYRINGE_VM_ACCEL", "auto"))
+            raise LaunchError(f"set {podenv.VM_DISK} (a qcow2 image) or {podenv.VM_KERNEL} and {podenv.VM_INITRD}")
+        if kernel and not env.get(podenv.VM_INITRD):
+            raise LaunchError(f"{podenv.VM_KERNEL} needs {podenv.VM_INITRD}")
+        try:
+            extra_ports = podenv.parse_vm_ports(env.get(podenv.VM_PORTS, ""))
+        except podenv.PortError as exc:
+            raise LaunchError(f"{podenv.VM_PORTS}: {exc.args[0]!r} is not a port") from None
+        accel = ACCELERATORS.get(env.get(podenv.VM_ACCEL, "auto"))
         if accel is None:
-            raise LaunchError(f"SYRINGE_VM_ACCEL={env['SYRINGE_VM_ACCEL']!r}: expected auto, kvm or tcg")
+            raise LaunchError(f"{podenv.VM_ACCEL}={env[podenv.VM_ACCEL]!r}: expected auto, kvm or tcg")
         return cls(
-            endpoint=env.get("SYRINGE_ENDPOINT", "endpoint"),
-            memory_mib=_int(env, "SYRINGE_VM_MEMORY_MIB", 1024, 64, 1 << 20),
-            cpus=_int(env, "SYRINGE_VM_CPUS", 1, 1, 64),
-            interfaces=_int(env, "SYRINGE_VM_INTERFACES", 0, 0, MAX_DATA_NICS),
+            endpoint=env.get(podenv.ENDPOINT, "endpoint"),
+            memory_mib=_int(env, podenv.VM_MEMORY_MIB, 1024, 64, 1 << 20),
+            cpus=_int(env, podenv.VM_CPUS, 1, 1, 64),
+            interfaces=_int(env, podenv.VM_INTERFACES, 0, 0, MAX_DATA_NICS),
             disk=disk,
             kernel=kernel,
-            initrd=env.get("SYRINGE_VM_INITRD", ""),
-            append=env.get("SYRINGE_VM_APPEND", ""),
+            initrd=env.get(podenv.VM_INITRD, ""),
+            append=env.get(podenv.VM_APPEND, ""),
             ports=tuple(dict.fromkeys([*DEFAULT_PORTS, *extra_ports])),
-            addresses=tuple(filter(None, env.get("SYRINGE_VM_ADDRESSES", "").split(","))),
-            user=env.get("SYRINGE_VM_USER", ""),
-            password=env.get("SYRINGE_VM_PASSWORD", ""),
-            lesson_dir=env.get("SYRINGE_LESSON_DIR", "/antidote"),
-            state_dir=env.get("SYRINGE_VM_STATE_DIR", "/var/lib/syringe"),
-            health_file=env.get("SYRINGE_VM_HEALTH_FILE", HEALTH_FILE),
+            addresses=tuple(filter(None, env.get(podenv.VM_ADDRESSES, "").split(","))),
+            user=env.get(podenv.VM_USER, ""),
+            password=env.get(podenv.VM_PASSWORD, ""),
+            lesson_dir=env.get(podenv.LESSON_DIR, "/antidote"),
+            state_dir=env.get(podenv.VM_STATE_DIR, "/var/lib/syringe"),
+            health_file=env.get(podenv.VM_HEALTH_FILE, HEALTH_FILE),
             accel=accel,
-            interface_timeout=float(_int(env, "SYRINGE_VM_INTERFACE_TIMEOUT", 300, 1, 86400)),
-            boot_timeout=float(_int(env, "SYRINGE_VM_BOOT_TIMEOUT", 300, 1, 86400)),
+            interface_timeout=float(_int(env, podenv.VM_INTERFACE_TIMEOUT, 300, 1, 86400)),
+            boot_timeout=float(_int(env, podenv.VM_BOOT_TIMEOUT, 300, 1, 86400)),
         )
 
     def data_interfaces(self) -> list[tuple[str, str]]:
@@ -198,7 +198,7 @@ class Launcher:
         if missing:
             raise LaunchError(
                 f"the pod has no {', '.join(missing)} after {self.config.interface_timeout:.0f}s "
-                f"(SYRINGE_VM_INTERFACES={self.config.interfaces}): are its network attachments there?"
+                f"({podenv.VM_INTERFACES}={self.config.interfaces}): are its network attachments there?"
             )
         try:
             for pod_interface, tap in self.config.data_interfaces():
@@ -213,7 +213,7 @@ class Launcher:
                     raise LaunchError(f"{path} does not exist")
             return ""
         if not Path(self.config.disk).is_file():
-            raise LaunchError(f"SYRINGE_VM_DISK: {self.config.disk} does not exist")
+            raise LaunchError(f"{podenv.VM_DISK}: {self.config.disk} does not exist")
         overlay = state / "overlay.qcow2"
         overlay.unlink(missing_ok=True)  # a new pod starts from the image, as a new container would
         done = subprocess.run(

@@ -1,4 +1,4 @@
-"""What a live lesson is while it lives: status, endpoints, times. Kept in memory, mirrored to the cluster."""
+"""What a live lesson is while it lives: status, endpoints, times. Kept in memory, mirrored to the runtime."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from syringe.curriculum.models import Lesson
 from syringe.runtime.base import EndpointObservation
 
 
@@ -47,6 +48,11 @@ class EndpointState:
         if self.observation is not None and self.observation.reason:
             return f"pending ({self.observation.reason})"
         return "pending"
+
+
+def endpoint_states(lesson: Lesson) -> dict[str, EndpointState]:
+    """A fresh state for each of the lesson's endpoints: what a launch or a recovery starts from."""
+    return {e.name: EndpointState(e.name, e.ports()) for e in lesson.endpoints}
 
 
 @dataclass
@@ -92,3 +98,10 @@ class LiveLesson:
 
     def touch(self) -> None:
         self.changed.set()
+
+    def settle_ready(self) -> None:
+        """The one rule of a READY live lesson that this process did not drive (recovered, or another
+        replica's): every port of a running endpoint was reached, or it would not be READY."""
+        if self.status is Status.READY:
+            for endpoint in self.endpoints.values():
+                endpoint.reachable = set(endpoint.ports) if endpoint.running else set()

@@ -1,4 +1,4 @@
-"""QEMU command lines for lesson endpoints: pure, shared by the local runtime and the wrapper launcher.
+"""QEMU command lines for lesson endpoints (pure), and the kernel parameters Syringe's tiny VM reads.
 
 PCI addresses are pinned so that a guest always sees its NICs in the same order: the lesson share at
 slot 2, management at slot 3, data NICs from slot 4, the entropy source at the last slot. MAC addresses
@@ -14,12 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from syringe.errors import QemuSpecError
+
 SHARE_SLOT = 0x2
 MANAGEMENT_SLOT = 0x3
 FIRST_DATA_SLOT = 0x4
 RNG_SLOT = 0x1F  # the last of the bus's 32 slots
 MAX_DATA_NICS = RNG_SLOT - FIRST_DATA_SLOT
-MANAGEMENT_ADDRESS = "10.0.2.15/24,10.0.2.2"  # QEMU user-mode networking's defaults
 READY_LINE = "SYRINGE-VM-READY"
 # Kernel parameters of the tiny VM that shorten its boot under TCG (measured in bench/local_vms.py): the
 # KDF and crypto self-tests alone take 0.6 s there.
@@ -27,10 +28,6 @@ TINY_KERNEL_PARAMETERS = (
     "mitigations=off apparmor=0 audit=0 cryptomgr.notests=1 initcall_blacklist=crypto_kdf108_init,init_kprobe_trace"
 )
 MIN_TINY_MEMORY_MIB = 128  # measured: 64 MiB does not boot the tiny VM
-
-
-class QemuSpecError(ValueError):
-    """The endpoint cannot be described as a QEMU VM; the message says which endpoint and why."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +39,7 @@ class KernelBoot:
 
 @dataclass(frozen=True)
 class DiskBoot:
-    disk: str  # the overlay: a restart of the VM starts from the base image again
-    disk_format: str = "qcow2"
+    disk: str  # a qcow2 overlay: a restart of the VM starts from the base image again
 
 
 @dataclass(frozen=True)
@@ -89,7 +85,6 @@ class VmSpec:
     nics: tuple[DataNic, ...] = ()
     share: Share | None = None  # the lesson's files, read-only
     console: str | None = None  # a file for the serial console; None sends it to stdout
-    pidfile: str | None = None
     fw_cfg: Mapping[str, str] = field(default_factory=dict)  # name the guest sees -> host file
     vmgenid: bool = False  # a new generation id per QEMU: a restored guest reseeds its RNG
     incoming: str | None = None  # restore this saved state (a migration URI) instead of booting
@@ -143,13 +138,11 @@ def qemu_command(spec: VmSpec, binary: str = "qemu-system-x86_64") -> list[str]:
     if spec.accel == "kvm":
         argv += ["-cpu", "host"]
     argv += ["-serial", f"file:{spec.console}" if spec.console else "stdio", "-no-reboot"]
-    if spec.pidfile:
-        argv += ["-pidfile", spec.pidfile]
     if isinstance(spec.boot, KernelBoot):
         argv += ["-kernel", spec.boot.kernel, "-initrd", spec.boot.initrd]
         argv += ["-append", f"console=ttyS0 quiet panic=-1 {spec.boot.append}".strip()]
     else:
-        argv += ["-drive", f"file={spec.boot.disk},format={spec.boot.disk_format},if=virtio,cache=unsafe"]
+        argv += ["-drive", f"file={spec.boot.disk},format=qcow2,if=virtio,cache=unsafe"]
     forwards = ",".join(
         f"hostfwd=tcp:{spec.forward_address}:{host}-:{guest}" for guest, host in sorted(spec.forwards.items())
     )

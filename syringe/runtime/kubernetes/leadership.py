@@ -1,64 +1,13 @@
-"""What replicas share through the cluster: learner sessions (as Secrets) and leadership (a Lease), both in
-Syringe's own namespace."""
+"""Leadership: leader election among replicas on a coordination.k8s.io Lease in Syringe's own namespace."""
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from syringe.plan import labels
-from syringe.runtime.base import SessionRecord
 from syringe.runtime.kubernetes.calls import ApiCalls
-
-SESSION_KIND = "syringe.io/kind"
-
-
-def session_secret_name(token_hash: str) -> str:
-    """Named by the token's hash, so a replica that has not yet heard of a session can still look it up."""
-    return f"syringe-session-{token_hash[:32]}"
-
-
-def session_secret(record: SessionRecord, namespace: str, instance: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": session_secret_name(record.token_hash),
-            "namespace": namespace,
-            "labels": {
-                labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
-                labels.INSTANCE: instance,
-                SESSION_KIND: "session",
-                labels.SESSION: record.id,
-            },
-        },
-        "type": "Opaque",
-        "stringData": {
-            "tokenSha256": record.token_hash,
-            "createdAt": record.created_at.isoformat(),
-            "expiresAt": record.expires_at.isoformat(),
-            "persistent": "true" if record.persistent else "false",
-        },
-    }
-
-
-def session_from_secret(secret: dict[str, Any]) -> SessionRecord | None:
-    data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
-    session_id = (secret.get("metadata", {}).get("labels") or {}).get(labels.SESSION)
-    try:
-        return SessionRecord(
-            id=session_id or "",
-            token_hash=data["tokenSha256"],
-            created_at=datetime.fromisoformat(data["createdAt"]),
-            expires_at=datetime.fromisoformat(data["expiresAt"]),
-            persistent=data.get("persistent") == "true",
-        )
-    except (KeyError, ValueError):
-        return None
 
 
 class Leadership:

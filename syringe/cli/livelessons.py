@@ -1,4 +1,5 @@
-"""`syringe up`, `ls` and `down`: live lessons from the command line, without the web API."""
+"""`syringe up`, `ls` and `down`: live lessons from the command line, without the web API; and the start-up
+checks `syringe serve` runs before it serves."""
 
 from __future__ import annotations
 
@@ -7,30 +8,32 @@ import asyncio
 import signal
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
+from syringe.cli.common import CURRICULUM_HELP, curriculum_path, load_or_exit
 from syringe.curriculum import CurriculumTree
-from syringe.errors import SyringeError
+from syringe.errors import RuntimeUnavailable, SyringeError
+from syringe.livelessons import LiveLesson, LiveLessons, Status
 from syringe.plan import labels, namespace_name
-from syringe.runtime.local.runtime import LocalRuntime
-from syringe.runtime.select import runtime_from_settings
-from syringe.sessions import LiveLesson, LiveLessonManager, Status
+from syringe.runtime.base import ProcessBound
+from syringe.runtime.select import cluster_configured, runtime_from_settings
 from syringe.settings import Settings
 
 CLI_SESSION = "cli"
 
 
-def access_lines(ll: LiveLesson, manager: LiveLessonManager) -> list[str]:
-    """How to reach each presentation of each endpoint."""
+def access_lines(ll: LiveLesson, manager: LiveLessons) -> list[str]:
+    """How to reach each presentation of each endpoint, from where this command runs."""
     source = manager.tree.lessons[ll.lesson]
     lines = []
     for endpoint in source.lesson.endpoints:
-        host = manager.address_of(ll.id, endpoint.name) or "?"
+        seen = ll.endpoints[endpoint.name].observation
+        reach = seen.reach if seen is not None else None
+        host = reach.host if reach is not None else "?"
         image = manager.tree.images.get(endpoint.image)
         user = image.ssh_user if image and image.ssh_user else "root"
-        seen = ll.endpoints[endpoint.name].observation
-        local = seen.local_ports if seen is not None else {}  # off-cluster: QEMU's forwarded ports
         for presentation in endpoint.presentations:
-            port = local.get(presentation.port, presentation.port)
+            port = reach.port(presentation.port) if reach is not None else presentation.port
             if presentation.type == "ssh":
                 how = f"ssh -p {port} {user}@{host}"
             elif presentation.type == "netconf":
@@ -39,7 +42,7 @@ def access_lines(ll: LiveLesson, manager: LiveLessonManager) -> list[str]:
                 how = f"http://{host}:{port}/"
             lines.append(f"  {endpoint.name}/{presentation.name} ({presentation.type}): {how}")
         for port in endpoint.additional_ports:
-            lines.append(f"  {endpoint.name}/port {port}: {host}:{local.get(port, port)}")
+            lines.append(f"  {endpoint.name}/port {port}: {host}:{reach.port(port) if reach is not None else port}")
     if any(image.ssh_password for image in manager.tree.images.values()):
         lines.append("  (passwords are in the images' metafiles)")
     return lines
@@ -47,10 +50,10 @@ def access_lines(ll: LiveLesson, manager: LiveLessonManager) -> list[str]:
 
 async def _up(settings: Settings, tree: CurriculumTree, lesson: str, stage: int) -> int:
     runtime = runtime_from_settings(settings, tree)
-    manager = LiveLessonManager(tree, runtime, settings.plan, settings.lifecycle)
+    manager = LiveLessons(tree, runtime, settings.plan, settings.lifecycle)
     try:
         await manager.start()
-        changes = manager.listen()
+        changes = manager.registry.listen()
         ll = await manager.launch(CLI_SESSION, lesson, stage)
         print(f"live lesson {ll.id} ({lesson}, stage {stage}) in namespace {ll.namespace}")
         shown: dict[str, str] = {}
@@ -72,8 +75,8 @@ async def _up(settings: Settings, tree: CurriculumTree, lesson: str, stage: int)
             return 1
         print(f"READY: {ll.healthy}/{ll.total} endpoints reachable. Reach them with:")
         print("\n".join(access_lines(ll, manager)))
-        if isinstance(runtime, LocalRuntime):
-            print("the VMs run on this machine for as long as this command does: Ctrl-C stops them")
+        if isinstance(runtime, ProcessBound):
+            print(f"{runtime.process_bound()}: Ctrl-C stops them")
             await _until_interrupted()
             return 0
         print(f"expires {ll.expires_at.isoformat(timespec='seconds')}; remove it with: syringe down {ll.id}")
@@ -154,3 +157,57 @@ def run(args: argparse.Namespace, settings: Settings, tree: CurriculumTree | Non
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def runtime_problems(settings: Settings, tree: CurriculumTree) -> list[str]:
+    """The start-up checks, before serving. No cluster and no local VMs is not a problem: the catalog serves."""
+    if not cluster_configured(settings) and not settings.local.enabled:
+        print("no cluster configured and local VMs disabled: serving the catalog; live lessons answer 503",
+              file=sys.stderr)  # fmt: skip
+        return []
+
+    async def check() -> list[str]:
+        runtime = runtime_from_settings(settings, tree)
+        try:
+            return await runtime.check()
+        finally:
+            if cluster_configured(settings):
+                await runtime.close()
+
+    try:
+        return asyncio.run(check())
+    except RuntimeUnavailable as exc:
+        return [str(exc)]
+
+
+def _live_settings(args: argparse.Namespace) -> Settings:
+    overrides = {"kubeconfig": args.kubeconfig} if getattr(args, "kubeconfig", None) else {}
+    return Settings(**overrides)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    tree = load_or_exit(curriculum_path(args))
+    if args.lesson not in tree.lessons:
+        print(f"unknown lesson '{args.lesson}'; `syringe lessons` lists them", file=sys.stderr)
+        return 1
+    return run(args, _live_settings(args), tree)
+
+
+def cmd_ls_or_down(args: argparse.Namespace) -> int:
+    return run(args, _live_settings(args), None)
+
+
+
+def register(commands: Any) -> None:
+    up = commands.add_parser("up", help="launch a live lesson and wait until it is ready (no web API needed)")
+    up.add_argument("lesson", help="lesson slug")
+    up.add_argument("--stage", type=int, default=0)
+    up.add_argument("--curriculum", help=CURRICULUM_HELP)
+    up.set_defaults(func=cmd_up)
+    ls = commands.add_parser("ls", help="list live lessons in the cluster")
+    ls.set_defaults(func=cmd_ls_or_down)
+    down = commands.add_parser("down", help="delete a live lesson")
+    down.add_argument("id", help="live-lesson id, as `syringe ls` shows")
+    down.set_defaults(func=cmd_ls_or_down)
+    for sub in (up, ls, down):
+        sub.add_argument("--kubeconfig", help="cluster to use (default: $SYRINGE_KUBECONFIG or $KUBECONFIG)")

@@ -1,0 +1,5 @@
+"""`python -m syringe.cli`: the same as the `syringe` command."""
+
+from syringe.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""What the runtime reports, applied to memory: endpoints, Jobs, namespaces and learner sessions."""
+
+from __future__ import annotations
+
+from syringe.learners import LearnerSession, SessionGone
+from syringe.livelessons.core import Core
+from syringe.livelessons.model import Status
+from syringe.livelessons.recovery import mirror
+from syringe.livelessons.stages import verification_news
+from syringe.plan.jobenv import TERMINATION_MESSAGE_LIMIT
+from syringe.runtime.base import (
+    EndpointObservation,
+    JobObservation,
+    JobPodObservation,
+    NamespaceGone,
+    NamespaceObserved,
+    RuntimeEvent,
+)
+
+
+def on_event(core: Core, event: RuntimeEvent) -> None:
+    if isinstance(event, NamespaceObserved):
+        mirror(core, event.record)
+    elif isinstance(event, LearnerSession | SessionGone):
+        core.learners.observed(event, in_use=lambda session: bool(core.registry.of_session(session)))
+    elif isinstance(event, JobObservation | JobPodObservation):
+        _on_job(core, event)
+    elif isinstance(event, NamespaceGone):
+        ll = core.registry.by_namespace(event.namespace)
+        if ll is not None:
+            core.namespace_gone(ll)
+    elif isinstance(event, EndpointObservation):
+        _on_endpoint(core, event)
+
+
+def _on_job(core: Core, event: JobObservation | JobPodObservation) -> None:
+    ll = core.registry.by_namespace(event.namespace)
+    if ll is None:
+        return
+    if isinstance(event, JobPodObservation):
+        if event.message:
+            ll.job_messages[event.job] = event.message[-TERMINATION_MESSAGE_LIMIT:]
+            verification_news(ll, event.job)
+            core.registry.notify(ll)
+        return
+    if event.name not in ll.jobs:
+        return
+    if event.failed:
+        ll.jobs[event.name] = "failed"
+    elif event.succeeded:
+        ll.jobs[event.name] = "succeeded"
+    verification_news(ll, event.name)
+    core.registry.notify(ll)
+
+
+def _on_endpoint(core: Core, event: EndpointObservation) -> None:
+    ll = core.registry.by_namespace(event.namespace)
+    if ll is None or event.endpoint not in ll.endpoints:
+        return
+    ll.endpoints[event.endpoint].observation = event
+    if ll.status is Status.READY and not ll.deleting and (event.fatal or event.phase in ("Deleted", "Failed")):
+        reason = f"endpoint {event.endpoint}: pod {event.phase.lower()}: {event.reason or ''} {event.message or ''}"
+        core.hold(core.fail(ll, reason.strip(), event.reason or "pod-lost"), f"fail-{ll.id}")
+    core.registry.notify(ll)

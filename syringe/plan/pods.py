@@ -1,0 +1,148 @@
+"""An endpoint's Pod: its ports, the resources it requests, the security context of its image's flavor,
+and the spec that puts them together."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from syringe.curriculum.models import Endpoint, Image
+from syringe.plan import labels, podenv
+from syringe.plan.objects import K8sObject, metadata
+from syringe.plan.quantity import format_mebibytes, format_millicores, mebibytes, millicores
+from syringe.plan.settings import PlanSettings
+from syringe.plan.volume import TOPOLOGY_FILE
+
+DEFAULT_RESOURCES = {"cpu": "250m", "memory": "256Mi"}
+
+# A QEMU wrapper's pod is ready when its launcher says the VM is (syringe launch --health).
+VM_READINESS: dict[str, Any] = {
+    "exec": {"command": ["syringe", "launch", "--health"]},
+    "periodSeconds": 2,
+    "failureThreshold": 1,
+}
+
+
+def port_name(kind: str, port: int) -> str:
+    """An IANA service name (at most 15 characters) that is unique per port."""
+    return f"{kind}-{port}"
+
+
+def endpoint_ports(endpoint: Endpoint) -> list[tuple[str, int]]:
+    kinds: dict[int, str] = {}
+    for presentation in endpoint.presentations:
+        kinds.setdefault(presentation.port, presentation.type)
+    return [(port_name(kinds.get(port, "tcp"), port), port) for port in endpoint.ports()]
+
+
+def pod_resources(image: Image | None, settings: PlanSettings) -> tuple[int, int]:
+    """(millicores, MiB) requested by an endpoint's pod."""
+    if image is not None and image.kind == "vm" and image.vm is not None:
+        cpu = image.vm.cpus * 1000
+        memory = mebibytes(image.vm.memory) + mebibytes(settings.vm_overhead_memory)
+        if image.resources is not None:
+            cpu, memory = max(cpu, millicores(image.resources.cpu)), max(memory, mebibytes(image.resources.memory))
+        return cpu, memory
+    resources = image.resources if image is not None and image.resources is not None else None
+    cpu_request = resources.cpu if resources else DEFAULT_RESOURCES["cpu"]
+    memory_request = resources.memory if resources else DEFAULT_RESOURCES["memory"]
+    return millicores(cpu_request), mebibytes(memory_request)
+
+
+def _security(image: Image | None, settings: PlanSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(container securityContext, extra pod spec fields) for the image's flavor."""
+    flavor = image.flavor if image is not None else "untrusted"
+    kind = image.kind if image is not None else "container"
+    pod: dict[str, Any] = {}
+    if flavor == "trusted" and kind == "vm":
+        return {"privileged": True}, pod
+    if flavor == "untrusted" and settings.untrusted_runtime_class:
+        pod["runtimeClassName"] = settings.untrusted_runtime_class
+    context: dict[str, Any] = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"add": ["NET_ADMIN"]},
+    }
+    return context, pod
+
+
+def endpoint_pod(
+    namespace: str,
+    common: Mapping[str, str],
+    endpoint: Endpoint,
+    image: Image | None,
+    networks: list[dict[str, str]],
+    volume_sources: list[dict[str, Any]],
+    resources: tuple[int, int],
+    settings: PlanSettings,
+    livelesson: str,
+) -> K8sObject:
+    """The Pod of ``endpoint``: attached to ``networks``, the lesson files mounted, ``resources`` requested."""
+    cpu, memory = resources
+    limits: dict[str, str] = {"cpu": format_millicores(cpu * 2), "memory": format_mebibytes(memory * 2)}
+    requests: dict[str, str] = {"cpu": format_millicores(cpu), "memory": format_mebibytes(memory)}
+    kind = image.kind if image is not None else "container"
+    if kind == "vm" and settings.kvm_resource:
+        limits[settings.kvm_resource] = "1"
+        requests[settings.kvm_resource] = "1"
+    env = [
+        {"name": podenv.ENDPOINT, "value": endpoint.name},
+        {"name": podenv.LESSON_DIR, "value": settings.lesson_mount_path},
+        {"name": podenv.TOPOLOGY, "value": f"{settings.lesson_mount_path}/{TOPOLOGY_FILE}"},
+    ]
+    if image is not None and image.vm is not None:
+        env += [
+            {"name": podenv.VM_MEMORY_MIB, "value": str(mebibytes(image.vm.memory))},
+            {"name": podenv.VM_CPUS, "value": str(image.vm.cpus)},
+            {"name": podenv.VM_DISK, "value": image.vm.disk},
+            # The wrapper's launcher waits for this many data interfaces (eth1..N) before it boots the VM.
+            {"name": podenv.VM_INTERFACES, "value": str(len(networks))},
+        ]
+        if endpoint.additional_ports:
+            env.append({"name": podenv.VM_PORTS, "value": podenv.format_vm_ports(endpoint.additional_ports)})
+    security, pod_extra = _security(image, settings)
+    meta = metadata(endpoint.name, namespace, common, **{labels.ENDPOINT: endpoint.name})
+    if networks:
+        meta["annotations"] = {labels.NETWORKS: json.dumps(networks)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {
+            "hostname": endpoint.name,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 5,
+            **pod_extra,
+            "affinity": {
+                # Bridges are node-local: every pod of a live lesson must land on the same node.
+                "podAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "labelSelector": {"matchLabels": {labels.LIVELESSON: livelesson}},
+                            "topologyKey": "kubernetes.io/hostname",
+                        }
+                    ]
+                }
+            },
+            "containers": [
+                {
+                    "name": "endpoint",
+                    "image": f"{settings.image_registry}/{endpoint.image}:{settings.image_tag}",
+                    "imagePullPolicy": settings.image_pull_policy,
+                    "ports": [
+                        {"name": name, "containerPort": port, "protocol": "TCP"}
+                        for name, port in endpoint_ports(endpoint)
+                    ],
+                    "env": env,
+                    "resources": {"requests": requests, "limits": limits},
+                    "securityContext": security,
+                    **({"readinessProbe": VM_READINESS} if image is not None and image.kind == "vm" else {}),
+                    "volumeMounts": [
+                        {"name": "lesson-files", "mountPath": settings.lesson_mount_path, "readOnly": True}
+                    ],
+                }
+            ],
+            "volumes": [{"name": "lesson-files", "projected": {"sources": volume_sources}}],
+        },
+    }
