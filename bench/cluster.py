@@ -9,7 +9,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def kubeconfig_or_local(kubeconfig: str | None) -> str:
-    if kubeconfig:
-        return kubeconfig
-    started = subprocess.run([str(REPO / "scripts/k8s-local.sh"), "start"], check=True, capture_output=True, text=True)
-    return started.stdout.strip()
+    """The cluster's kubeconfig, with Syringe's prerequisites installed (as the tests install them)."""
+    from kubernetes import config
+
+    from tests.integration.helpers import install_prerequisites
+
+    if not kubeconfig:
+        started = subprocess.run(
+            [str(REPO / "scripts/k8s-local.sh"), "start"], check=True, capture_output=True, text=True
+        )
+        kubeconfig = started.stdout.strip()
+    api = config.new_client_from_config(config_file=kubeconfig)
+    try:
+        install_prerequisites(api)
+    finally:
+        api.close()
+    return kubeconfig

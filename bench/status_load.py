@@ -35,14 +35,13 @@ ADMIN = "bench-admin"
 
 def ensure_wrk() -> str:
     found = shutil.which("wrk")
-    if found is None:
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "wrk"],
-            check=False,
-            capture_output=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-        found = shutil.which("wrk")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "wrk"]
+    if found is None and subprocess.run(install, check=False, capture_output=True, env=env).returncode != 0:
+        # A fresh machine has no package lists yet.
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True, env=env)
+        subprocess.run(install, check=False, capture_output=True, env=env)
+    found = found or shutil.which("wrk")
     if found is None:
         raise SystemExit("wrk is missing and apt-get could not install it")
     return found

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 
@@ -24,42 +22,9 @@ from syringe.livelessons import LiveLessons
 from syringe.plan import PlanSettings
 from syringe.runtime.kubernetes import KubernetesRuntime, api_client_from
 from syringe.settings import KubernetesSettings, LifecycleSettings
-from tests.integration.helpers import StandInProcess, failure_curriculum
+from tests.integration.helpers import StandInProcess, failure_curriculum, install_prerequisites
 
 REPO = Path(__file__).resolve().parents[2]
-NAD_CRD = REPO / "manifests/prerequisites/network-attachment-definition-crd.yaml"
-
-
-def _install_prerequisites(api: client.ApiClient) -> None:
-    """What Syringe's start-up checks require of any cluster: the NetworkAttachmentDefinition CRD,
-    established and served. Installed here, once per run, so that no test depends on an earlier run (or on
-    another test's fixture) having left it in etcd."""
-    extensions = client.ApiextensionsV1Api(api)
-    body = yaml.safe_load(NAD_CRD.read_text())
-    name = body["metadata"]["name"]
-    try:
-        extensions.create_custom_resource_definition(body)
-    except ApiException as exc:
-        if exc.status != 409:  # already there
-            raise
-    group, version, plural = body["spec"]["group"], body["spec"]["versions"][0]["name"], body["spec"]["names"]["plural"]
-    custom = client.CustomObjectsApi(api)
-    deadline = time.monotonic() + 30
-    while True:
-        crd = extensions.read_custom_resource_definition(name)
-        established = any(
-            c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])
-        )
-        if established:
-            try:  # served: discovery and the storage layer know the group
-                custom.list_cluster_custom_object(group, version, plural, limit=1)
-                return
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-        if time.monotonic() > deadline:
-            pytest.fail(f"CRD {name} was not established and served within 30 s", pytrace=False)
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +43,7 @@ def kube_api() -> Iterator[client.ApiClient]:
         client.VersionApi(api).get_code()
     except Exception as exc:  # noqa: BLE001 - any failure here means no usable cluster
         pytest.fail(f"the API server in {path} does not answer: {exc}", pytrace=False)
-    _install_prerequisites(api)
+    install_prerequisites(api)
     yield api
     api.close()
 

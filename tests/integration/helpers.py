@@ -14,11 +14,15 @@ import time
 from pathlib import Path
 
 import httpx
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from syringe.livelessons import LiveLesson, LiveLessons, Status
 from tests.standin.openssh import LEARNER, LEARNER_PASSWORD
 
 REPO = Path(__file__).resolve().parents[2]
+NAD_CRD = REPO / "manifests/prerequisites/network-attachment-definition-crd.yaml"
 
 
 def _die_with_parent() -> None:
@@ -218,3 +222,35 @@ def syringe_env(instance: str, curriculum: Path, admin_token: str = "", **extra:
     if admin_token:
         env["SYRINGE_ADMIN_TOKEN"] = admin_token
     return env
+
+
+def install_prerequisites(api: client.ApiClient) -> None:
+    """What Syringe's start-up checks require of any cluster: the NetworkAttachmentDefinition CRD,
+    established and served. Installed here, once per run, so that no test depends on an earlier run (or on
+    another test's fixture) having left it in etcd."""
+    extensions = client.ApiextensionsV1Api(api)
+    body = yaml.safe_load(NAD_CRD.read_text())
+    name = body["metadata"]["name"]
+    try:
+        extensions.create_custom_resource_definition(body)
+    except ApiException as exc:
+        if exc.status != 409:  # already there
+            raise
+    group, version, plural = body["spec"]["group"], body["spec"]["versions"][0]["name"], body["spec"]["names"]["plural"]
+    custom = client.CustomObjectsApi(api)
+    deadline = time.monotonic() + 30
+    while True:
+        crd = extensions.read_custom_resource_definition(name)
+        established = any(
+            c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])
+        )
+        if established:
+            try:  # served: discovery and the storage layer know the group
+                custom.list_cluster_custom_object(group, version, plural, limit=1)
+                return
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"CRD {name} was not established and served within 30 s")
+        time.sleep(0.1)
