@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api import problems
+from api.antidote import mount as antidote
 from api.errors import as_problem
+from api.limits import Limits
 from api.middleware import BodyLimit, RequestMetrics
 from api.routers import access, admin, catalog, health, livelessons, sessions
 from api.views import ViewCache
@@ -47,6 +48,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         runtime = runtime_from_settings(settings, app.state.catalog.tree)
         manager = LiveLessons(app.state.catalog.tree, runtime, settings.plan, settings.lifecycle)
+        manager.learners.limit_lookups(settings.api.token_lookups_per_second, settings.api.token_lookup_burst)
         await manager.start()
         app.state.learners = manager.learners
     except (RuntimeUnavailable, RuntimeCheckFailed) as exc:
@@ -69,12 +71,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
         collector = StateCollector(lambda: Counter(ll.status.value for ll in manager.all()), calls)
         REGISTRY.register(collector)
-    app.state.proxy_client = httpx.AsyncClient(
-        timeout=settings.access.proxy_timeout, follow_redirects=False, limits=httpx.Limits(max_connections=200)
-    )
+    app.state.proxy_client = access.proxy_client(settings)
     try:
         yield
     finally:
+        await antidote.close(app)
         await app.state.proxy_client.aclose()
         if collector is not None:
             REGISTRY.unregister(collector)
@@ -85,7 +86,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    tree = load_curriculum(settings.curriculum)
+    tree = load_curriculum(settings.curriculum, settings.curriculum_policy())
     if tree.problems:
         raise CurriculumRefused(tree)
     app = FastAPI(
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog_only = False
     app.state.views = ViewCache(settings.access)
     app.state.terminal_slots = TerminalSlots(settings.access.terminals_per_livelesson)
+    app.state.limits = Limits(settings.api)
     problems.install(app)
 
     @app.exception_handler(SyringeError)
@@ -116,4 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, proxy_max_bytes=settings.access.proxy_max_body_bytes
     )
+    if settings.antidote.enabled:
+        antidote.install(app, settings)  # the Antidote dialect: /exp, /acore/exp and /socket.io/
+    access.install(app, settings)  # last: its proxy origins' host routing is the outermost middleware
     return app

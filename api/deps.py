@@ -7,10 +7,12 @@ thread pool, and that hop cost a third of a status poll's time.
 from __future__ import annotations
 
 import hmac
+from ipaddress import ip_address
 from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 
 from api.problems import ProblemError
 from syringe.catalog import Catalog
@@ -18,6 +20,30 @@ from syringe.learners import Learners, LearnerSession
 from syringe.livelessons import LiveLessons
 
 TOKEN_COOKIE = "syringe_token"
+
+
+def came_over_tls(connection: HTTPConnection) -> bool:
+    """The browser's connection was TLS: to Syringe itself, or to a trusted proxy that says so in
+    X-Forwarded-Proto (SYRINGE_API__TRUSTED_PROXIES; from anyone else the header is not believed)."""
+    if connection.url.scheme in ("https", "wss"):
+        return True
+    trusted = connection.app.state.settings.api.trusted_proxies
+    peer = connection.client.host if connection.client is not None else None
+    try:
+        address = ip_address(peer) if peer else None
+    except ValueError:
+        address = None
+    if address is None or not any(address in network for network in trusted):
+        return False
+    forwarded = connection.headers.get("x-forwarded-proto", "")
+    return forwarded.rsplit(",", 1)[-1].strip().lower() == "https"
+
+
+def set_token_cookie(response: Response, connection: HTTPConnection, token: str, path: str) -> None:
+    """The learner's token as the HttpOnly, SameSite=Strict cookie an iframe carries, scoped to ``path`` and
+    Secure whenever the browser came over TLS."""
+    secure = came_over_tls(connection)
+    response.set_cookie(TOKEN_COOKIE, token, path=path, httponly=True, samesite="strict", secure=secure)
 
 
 def catalog(connection: HTTPConnection) -> Catalog:

@@ -34,9 +34,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from syringe.observability.logs import configure
 
     configure()
-    # No access log: browser terminals and proxied pages carry the learner's token in their URL.
+    # No access log: browser terminals and proxied pages carry the learner's token in their URL. No proxy
+    # headers: uvicorn would trust X-Forwarded-For from 127.0.0.1; SYRINGE_API__TRUSTED_PROXIES decides.
     uvicorn.run(
-        app, host=args.host or settings.host, port=args.port or settings.port, log_config=None, access_log=False
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        # The only WebSockets are terminals. The terminal refuses a message over its cap (1009); the server
+        # refuses one over twice that from its header, and inflates compressed ones no further, so a huge
+        # frame or a deflate bomb is never read into memory. Twice: a frame's compression overhead is not
+        # what decides.
+        ws_max_size=2 * settings.access.terminal_max_frame_bytes,
     )
     return 0
 

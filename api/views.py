@@ -13,6 +13,7 @@ from api.schemas_live import (
     PresentationStatus,
     VerificationView,
 )
+from syringe.access.proxy_origin import proxy_url
 from syringe.curriculum.models import Image, Presentation
 from syringe.livelessons import LiveLesson, LiveLessons
 from syringe.runtime.base import EndpointObservation
@@ -35,7 +36,7 @@ def access_for(
         access.terminal_url = f"{base}/terminal?presentation={presentation.name}"
         access.username, access.password = user, password
     elif presentation.type == "http":
-        access.proxy_url = f"{base}/http/{presentation.name}/"
+        access.proxy_url = proxy_url(settings.proxy_origin_template, ll.id, endpoint, presentation.name)
     elif presentation.type == "netconf":
         access.netconf = NetconfAccess(
             rpc_url=f"{base}/netconf/{presentation.name}/rpc",

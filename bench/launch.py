@@ -98,7 +98,7 @@ def wait_until_quiet(api: client.ApiClient) -> None:
 async def launch_and_wait(manager: LiveLessons, session: str) -> float:
     start = time.perf_counter()
     ll = await manager.launch(session, "five")
-    queue = manager.listen()
+    queue = manager.listen(ll.id)
     try:
         while ll.status not in (Status.READY, Status.ERROR):
             await queue.get()

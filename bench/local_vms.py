@@ -160,7 +160,7 @@ def _curriculum(root: Path) -> Path:
 async def launch_seconds(manager: LiveLessons, lesson: str, session: str) -> float:
     started = time.perf_counter()
     ll = await manager.launch(session, lesson)
-    changes = manager.listen()
+    changes = manager.listen(ll.id)
     try:
         while ll.status not in (Status.READY, Status.ERROR):
             await changes.get()

@@ -17,13 +17,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   echo "$want" >"$stamp"
 fi
-# The local runtime (no cluster) boots lesson endpoints with QEMU.
-if ! command -v qemu-system-x86_64 >/dev/null || ! command -v qemu-img >/dev/null; then
+# The local runtime (no cluster) boots lesson endpoints with QEMU, and runs lesson code (configuration
+# scripts, checks) in bubblewrap sandboxes.
+if ! command -v qemu-system-x86_64 >/dev/null || ! command -v qemu-img >/dev/null || ! command -v bwrap >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 qemu-utils >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 qemu-utils bubblewrap >/dev/null
   else
-    echo "setup: QEMU is missing; install it with: sudo apt-get install qemu-system-x86 qemu-utils" >&2
+    echo "setup: QEMU or bubblewrap is missing; install them with:" \
+      "sudo apt-get install qemu-system-x86 qemu-utils bubblewrap" >&2
   fi
 fi
 # The tiny Linux VM that stands in for Linux container images (seconds; cached after the first build).

@@ -59,5 +59,8 @@ class Catalog:
         return self._guide(slug, stage)
 
     def _render_guide(self, slug: str, stage: int) -> str:
+        """The guide rendered, sanitised when the operator says so. Raises FileRefused (a CurriculumError)
+        when its file breaks the rules now, whatever validation saw: the file is then never read."""
         source = self.tree.lessons[slug]
-        return render_guide(read_guide(source, stage), source.lesson.stages[stage].guide_type)
+        guide_type = source.lesson.stages[stage].guide_type
+        return render_guide(read_guide(source, stage), guide_type, sanitize=self.tree.policy.sanitize_guides)

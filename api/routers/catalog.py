@@ -16,7 +16,7 @@ from api.schemas import (
     LessonDetail,
     LessonSummary,
 )
-from syringe.errors import GuideError
+from syringe.errors import CurriculumError
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
@@ -54,9 +54,12 @@ def get_guide(slug: str, stage: int, cat: CatalogDep) -> GuideView:
     try:
         html = cat.guide(slug, stage)
         guide_type = cat.lesson(slug).stages[stage].guide_type
-    except (GuideError, OSError) as exc:
+    except (CurriculumError, OSError) as exc:
+        # A guide file that became a link, a FIFO or too large since validation (FileRefused) is never
+        # read: the answer says which file and why, never what it points to.
+        reason = (exc.strerror or "cannot be read") if isinstance(exc, OSError) else str(exc)
         raise ProblemError(
-            503, f"guide of {slug} stage {stage} cannot be rendered: {exc}", "guide-unavailable"
+            503, f"guide of {slug} stage {stage} cannot be rendered: {reason}", "guide-unavailable"
         ) from exc
     return GuideView(lesson=slug, stage=stage, guide_type=guide_type, html=html)
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import Learner, Manager, catalog
+from api.limits import SlottedStream, limits, rate_limit
 from api.problems import ProblemError
 from api.responses import json_bytes
 from api.schemas import GuideView
@@ -25,6 +26,7 @@ async def launch(body: LaunchRequest, session: Learner, manager: Manager, reques
     """Launch a lesson, or return the session's live lesson of it (moving it to ``stage`` when READY)."""
     if body.lesson not in manager.tree.lessons:
         raise ProblemError(404, f"no lesson '{body.lesson}'", "lesson-not-found")
+    rate_limit(request, "launches")
     ll = await manager.launch(session.id, body.lesson, body.stage)
     accepted = LaunchAccepted(id=ll.id, status=ll.status.value)
     return json_bytes(
@@ -91,10 +93,13 @@ async def delete_livelesson(livelesson_id: str, session: Learner, manager: Manag
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
 )
 async def events(livelesson_id: str, session: Learner, manager: Manager, request: Request) -> StreamingResponse:
-    """Server-Sent Events: `status` with the whole live lesson on every change, `deleted` at the end."""
+    """Server-Sent Events: `status` with the whole live lesson on every change, `deleted` at the end. A
+    session may hold `SYRINGE_API__EVENT_STREAMS_PER_SESSION` streams at once (429 beyond)."""
     ll = manager.get(livelesson_id, session.id)
-    return StreamingResponse(
+    release = limits(request).streams.acquire(session.id)
+    return SlottedStream(
         _event_stream(ll.id, manager, request),
+        release,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -102,7 +107,7 @@ async def events(livelesson_id: str, session: Learner, manager: Manager, request
 
 async def _event_stream(livelesson_id: str, manager: LiveLessons, request: Request) -> AsyncIterator[bytes]:
     views = request.app.state.views
-    changes = manager.listen()
+    changes = manager.listen(livelesson_id)  # wakes on this live lesson's changes only
     try:
         sent = -1
         while True:
@@ -114,8 +119,7 @@ async def _event_stream(livelesson_id: str, manager: LiveLessons, request: Reque
                 sent = ll.version
                 yield b"event: status\nid: %d\ndata: %s\n\n" % (sent, views.json(ll, manager))
             try:
-                while await asyncio.wait_for(changes.get(), HEARTBEAT_SECONDS) != livelesson_id:
-                    pass
+                await asyncio.wait_for(changes.get(), HEARTBEAT_SECONDS)
             except TimeoutError:
                 yield b": keepalive\n\n"
     finally:

@@ -66,10 +66,21 @@ class NetconfSession:
     server_capabilities: list[str] = field(default_factory=list)
     session_id: str | None = None
     chunked: bool = False
+    broken: bool = False  # the framing failed: nothing more can be read from this session
     _decoder: Decoder = field(default_factory=lambda: Decoder(max_message=MAX_MESSAGE))
 
     @classmethod
-    async def open(cls, host: str, port: int, username: str, password: str, timeout: float = 10.0) -> NetconfSession:
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        timeout: float = 10.0,
+        max_message: int = MAX_MESSAGE,
+    ) -> NetconfSession:
+        """A session after the hello exchange. A message from the server over ``max_message`` bytes (chunked or
+        not, ended or not) fails the conversation as soon as it is certain, so it never holds more."""
         try:
             connection = await login(host, port, username, password, timeout)
         except LoginFailed as exc:
@@ -78,7 +89,7 @@ class NetconfSession:
             writer, reader, _ = await asyncio.wait_for(
                 connection.open_session(subsystem="netconf", encoding=None), timeout
             )
-            session = cls(connection, writer, reader)
+            session = cls(connection, writer, reader, _decoder=Decoder(max_message=max_message))
             await asyncio.wait_for(session._hello(), timeout)
             return session
         except BaseException as exc:
@@ -118,8 +129,13 @@ class NetconfSession:
                     raise NetconfError("the server closed the session")
                 self._decoder.feed(data)
         except MessageTooLarge as exc:
-            raise NetconfError("the server's message is too large") from exc
+            self._decoder = Decoder(max_message=self._decoder.max_message)  # what it held goes now
+            self.broken = True
+            raise NetconfError(
+                f"the server's message is larger than {self._decoder.max_message} bytes (Syringe's cap)"
+            ) from exc
         except FramingError as exc:
+            self.broken = True
             raise NetconfError(f"netconf framing: {exc}") from exc
         return message if self.chunked else message.strip()
 
@@ -147,8 +163,9 @@ class NetconfSession:
         return reply.decode("utf-8", errors="replace")
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.rpc(f'<close-session xmlns="{BASE_NS}"/>'), 2)
+        if not self.broken:  # a server whose framing failed gets no <close-session>: its reply could not be read
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.rpc(f'<close-session xmlns="{BASE_NS}"/>'), 2)
         self.connection.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.connection.wait_closed(), 2)
@@ -162,9 +179,11 @@ class NetconfSession:
         await self.close()
 
 
-async def one_rpc(target: Target, operation: bytes, timeout: float) -> str:
-    """Run one RPC in a session of its own and return the reply. Raises ValueError, before connecting, when
-    ``operation`` is not well-formed XML, and NetconfError when the conversation fails."""
+async def one_rpc(target: Target, operation: bytes, timeout: float, max_reply: int = MAX_MESSAGE) -> str:
+    """Run one RPC in a session of its own and return the reply (at most ``max_reply`` bytes). Raises
+    ValueError, before connecting, when ``operation`` is not well-formed XML, and NetconfError when the
+    conversation fails."""
     parse_xml(operation)
-    async with await NetconfSession.open(target.host, target.port, target.username, target.password, timeout) as nc:
+    opening = NetconfSession.open(target.host, target.port, target.username, target.password, timeout, max_reply)
+    async with await opening as nc:
         return await nc.rpc(operation, timeout)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import asyncssh
 
+from syringe.access.slots import Slots
 from syringe.access.ssh import login, reason
-from syringe.errors import LimitReached, LoginFailed, TerminalError
+from syringe.errors import LoginFailed, TerminalError
 
 
 @dataclass
@@ -40,8 +41,20 @@ class TerminalSession:
             raise TerminalError(f"opening a shell: {reason(exc)}") from exc
         return cls(connection, process)
 
-    def write(self, data: bytes) -> None:
-        self.process.stdin.write(data)
+    async def send(self, data: bytes) -> None:
+        """Type ``data``, then wait while the channel holds more input than its high-water mark (asyncssh's,
+        64 KiB), that is, until the endpoint's SSH window has taken enough of it. TerminalError once the
+        session is gone."""
+        try:
+            self.process.stdin.write(data)
+            await self.process.stdin.drain()
+        except (OSError, asyncssh.Error) as exc:
+            raise TerminalError(f"the session ended: {reason(exc)}") from exc
+
+    @property
+    def backlog(self) -> int:
+        """Input written but not yet sent: what the endpoint's SSH window has not let through."""
+        return self.process.stdin.channel.get_write_buffer_size()
 
     def resize(self, columns: int, rows: int) -> None:
         self.process.change_terminal_size(columns, rows)
@@ -63,26 +76,8 @@ class TerminalSession:
             await asyncio.wait_for(self.connection.wait_closed(), 2)
 
 
-class TerminalSlots:
+class TerminalSlots(Slots):
     """At most ``limit`` terminals open at once per live lesson."""
 
     def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._open: dict[str, int] = {}
-
-    def acquire(self, livelesson_id: str) -> None:
-        count = self._open.get(livelesson_id, 0)
-        if count >= self.limit:
-            raise LimitReached(f"live lesson {livelesson_id} already has {count} terminals open (the limit)")
-        self._open[livelesson_id] = count + 1
-
-    def release(self, livelesson_id: str) -> None:
-        count = self._open.get(livelesson_id, 0) - 1
-        if count > 0:
-            self._open[livelesson_id] = count
-        else:
-            self._open.pop(livelesson_id, None)
-
-    @property
-    def total(self) -> int:
-        return sum(self._open.values())
+        super().__init__(limit, "terminals open")

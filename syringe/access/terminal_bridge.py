@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from syringe.access.probes import Target
@@ -19,7 +20,9 @@ from syringe.errors import TerminalError
 
 # Close codes of the terminal's own ends (4000 + the HTTP status that would have been answered).
 CLOSE_NORMAL = 1000
+CLOSE_TOO_BIG = 1009  # RFC 6455: a message too big to process
 CLOSE_IDLE = 4408
+CLOSE_INPUT_FULL = 4413
 CLOSE_UNREACHABLE = 4502
 
 
@@ -35,12 +38,19 @@ class Browser(Protocol):
     async def close(self, code: int, reason: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class TerminalLimits:
+    idle_timeout: float  # seconds without input before the terminal closes (4408)
+    max_frame: int  # bytes in one WebSocket message (1009 beyond)
+    max_input: int  # input bytes held for an endpoint that is not taking them (4413 beyond)
+
+
 async def serve_terminal(
     browser: Browser,
     target: Target,
     columns: int,
     rows: int,
-    idle_timeout: float,
+    limits: TerminalLimits,
     gone: tuple[type[BaseException], ...],
 ) -> None:
     """Open a shell on ``target`` and bridge it to ``browser`` until either side ends (a shell that cannot
@@ -51,29 +61,54 @@ async def serve_terminal(
         with contextlib.suppress(*gone):
             await browser.close(CLOSE_UNREACHABLE, str(exc)[:120])
         return
-    await bridge(browser, shell, idle_timeout, gone)
+    await bridge(browser, shell, limits, gone)
 
 
 async def bridge(
-    browser: Browser, shell: TerminalSession, idle_timeout: float, gone: tuple[type[BaseException], ...]
+    browser: Browser, shell: TerminalSession, limits: TerminalLimits, gone: tuple[type[BaseException], ...]
 ) -> None:
-    """Two tasks copy each way; whichever side ends first ends the other. The browser is closed with 1000
-    and the shell's exit status when the shell ends, with 4408 after ``idle_timeout`` s without input."""
+    """Three tasks: the browser's messages into a queue, the queue into the shell (at the pace the endpoint's
+    SSH window allows), the shell's output to the browser. Whichever ends first ends the others.
 
-    async def to_shell() -> str:
+    The browser is always listened to, so a close or a resize is seen at once even while the endpoint takes
+    no input; the input that waits meanwhile is capped. The browser is closed with 1000 and the shell's exit
+    status when the shell ends, 4408 after ``idle_timeout`` s without input, 1009 for a message over
+    ``max_frame`` bytes, and 4413 once more than ``max_input`` bytes wait for an endpoint that does not read."""
+    waiting: asyncio.Queue[bytes] = asyncio.Queue()
+    queued = 0  # bytes in ``waiting``; with the channel's own backlog, the input Syringe holds
+
+    async def from_browser() -> str:
+        nonlocal queued
         while True:
             try:
-                message = await asyncio.wait_for(browser.receive(), idle_timeout)
+                message = await asyncio.wait_for(browser.receive(), limits.idle_timeout)
             except TimeoutError:
                 return "idle"
             except gone:
                 return "browser closed"
             if message["type"] == "websocket.disconnect":
                 return "browser closed"
-            if message.get("bytes") is not None:
-                shell.write(message["bytes"])
-            elif message.get("text") is not None:
-                control(shell, message["text"])
+            frame, text = message.get("bytes"), message.get("text")
+            size = len(frame) if frame is not None else len(text.encode()) if text is not None else 0
+            if size > limits.max_frame:
+                return "too big"
+            data = frame if frame is not None else control(shell, text) if text is not None else b""
+            if not data:
+                continue
+            if queued + shell.backlog + len(data) > limits.max_input:
+                return "input full"
+            queued += len(data)
+            waiting.put_nowait(data)
+
+    async def to_shell() -> str:
+        nonlocal queued
+        while True:
+            data = await waiting.get()
+            queued -= len(data)
+            try:
+                await shell.send(data)
+            except TerminalError:
+                return "ended"
 
     async def to_browser() -> str:
         while data := await shell.read():
@@ -84,30 +119,37 @@ async def bridge(
                 return "browser closed"
         return "ended"
 
-    tasks = {asyncio.create_task(to_shell()), asyncio.create_task(to_browser())}
+    tasks = {asyncio.create_task(from_browser()), asyncio.create_task(to_shell()), asyncio.create_task(to_browser())}
     done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()
-    outcome = next(iter(done)).result() if not next(iter(done)).cancelled() else "ended"
+    await asyncio.gather(*pending, return_exceptions=True)
+    first = next(iter(done))
+    outcome = first.result() if not first.cancelled() else "ended"
     status = await shell.exit_status() if outcome == "ended" else None
     await shell.close()
-    with contextlib.suppress(*gone):
-        if outcome == "idle":
-            await browser.close(CLOSE_IDLE, "closed after inactivity")
-        elif outcome == "ended":
-            await browser.close(CLOSE_NORMAL, f"session ended (exit status {status})")
+    closes = {
+        "idle": (CLOSE_IDLE, "closed after inactivity"),
+        "ended": (CLOSE_NORMAL, f"session ended (exit status {status})"),
+        "too big": (CLOSE_TOO_BIG, f"a message is larger than {limits.max_frame} bytes"),
+        "input full": (CLOSE_INPUT_FULL, f"the endpoint is not reading its input: over {limits.max_input} bytes wait"),
+    }
+    if outcome in closes:
+        with contextlib.suppress(*gone):
+            await browser.close(*closes[outcome])
 
 
-def control(shell: TerminalSession, text: str) -> None:
-    """A text frame: a resize or input message in JSON, else text to type."""
+def control(shell: TerminalSession, text: str) -> bytes:
+    """A text frame: a resize (done at once) or input message in JSON, else text to type. Returns the bytes to
+    type (none for a resize)."""
     try:
         message = json.loads(text)
     except ValueError:
-        shell.write(text.encode())
-        return
+        return text.encode()
     if isinstance(message, dict) and message.get("type") == "resize":
         columns, rows = message.get("cols"), message.get("rows")
         if isinstance(columns, int) and isinstance(rows, int) and 0 < columns <= 1000 and 0 < rows <= 500:
             shell.resize(columns, rows)
     elif isinstance(message, dict) and message.get("type") == "input" and isinstance(message.get("data"), str):
-        shell.write(message["data"].encode())
+        return str(message["data"]).encode()
+    return b""

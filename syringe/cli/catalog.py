@@ -20,7 +20,7 @@ from syringe.settings import Settings
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    tree = load_curriculum(args.path)
+    tree = load_curriculum(args.path, Settings().curriculum_policy())
     if args.json:
         print(json.dumps({"ok": tree.ok, "problems": [p.to_dict() for p in tree.problems]}, indent=2))
     elif tree.ok:

@@ -26,7 +26,7 @@ def curriculum_path(args: argparse.Namespace) -> Path:
 
 
 def load_or_exit(path: Path) -> CurriculumTree:
-    tree = load_curriculum(path)
+    tree = load_curriculum(path, Settings().curriculum_policy())
     if tree.problems:
         print_problems(tree)
         raise SystemExit(1)

@@ -53,8 +53,8 @@ async def _up(settings: Settings, tree: CurriculumTree, lesson: str, stage: int)
     manager = LiveLessons(tree, runtime, settings.plan, settings.lifecycle)
     try:
         await manager.start()
-        changes = manager.registry.listen()
         ll = await manager.launch(CLI_SESSION, lesson, stage)
+        changes = manager.listen(ll.id)
         print(f"live lesson {ll.id} ({lesson}, stage {stage}) in namespace {ll.namespace}")
         shown: dict[str, str] = {}
         last_status = None

@@ -3,16 +3,86 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import stat
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
 
+from syringe.curriculum.confined import inspect_confined, relative_parts
+from syringe.curriculum.inventory import LessonInventory
 from syringe.curriculum.models import Image, config_file_names
+from syringe.curriculum.policy import CurriculumPolicy
 from syringe.curriculum.problems import Problem
 from syringe.curriculum.tree import LessonSource
 from syringe.curriculum.yamlsource import YamlDocument
 
 MAX_INTERFACE_NAME = 15  # Linux IFNAMSIZ - 1
+LOCAL_FILES = ("disk", "kernel", "initrd")
+
+
+def _inside_one_of(path: str, directories: Sequence[Path]) -> Path | None:
+    """The directory of ``directories`` that ``path`` really is inside (links resolved), or None."""
+    real = os.path.realpath(path)
+    for directory in directories:
+        base = os.path.realpath(directory)
+        if real.startswith(base.rstrip("/") + "/"):
+            return directory
+    return None
+
+
+def _absolute_local_problem(value: str, image_dirs: Sequence[Path]) -> str | None:
+    allowed = ", ".join(str(d) for d in image_dirs) or "none is listed"
+    if "\0" in value or _inside_one_of(value, image_dirs) is None:
+        return (
+            f"{value} is outside the image's directory; an absolute path must be inside a directory the "
+            f"operator lists in SYRINGE_LOCAL__IMAGE_DIRS ({allowed})"
+        )
+    try:
+        mode = os.stat(value).st_mode
+    except OSError:
+        return None  # not there yet: the launch says so
+    return None if stat.S_ISREG(mode) else f"{value} is not a regular file"
+
+
+def local_file_problems(
+    image: Image, doc: YamlDocument, root: Path, image_dir: str, policy: CurriculumPolicy
+) -> list[Problem]:
+    """The files a ``local:`` section names stay inside the image's directory (no link, no ``..``), or inside
+    a directory the operator lists (SYRINGE_LOCAL__IMAGE_DIRS); where they exist, they are regular files.
+    Whether they exist is the launch's question: a disk may be put in place after validation."""
+    if image.local is None:
+        return []
+    problems = []
+    for name in LOCAL_FILES:
+        value: str = getattr(image.local, name)
+        path = ("local", name)
+        if not value:
+            continue
+        if PurePosixPath(value).is_absolute():
+            if (why := _absolute_local_problem(value, policy.image_dirs)) is not None:
+                problems.append(doc.problem(path, why))
+        elif relative_parts(value) is None:
+            problems.append(doc.problem(path, f"{value} leaves the image's directory; name a file inside {image_dir}/"))
+        elif (reason := inspect_confined(root, f"{image_dir}/{value}")) is not None:
+            problems.append(doc.problem(path, f"{image_dir}/{reason}"))
+    return problems
+
+
+def privilege_problems(image: Image, doc: YamlDocument, policy: CurriculumPolicy) -> list[Problem]:
+    """A trusted VM image asks to run privileged; only the operator can grant that. Without a list from the
+    operator there is nothing to check against (and the plan grants nothing)."""
+    allowed = policy.privileged_images
+    if allowed is None or image.kind != "vm" or image.flavor != "trusted" or image.slug in allowed:
+        return []
+    return [
+        doc.problem(
+            ("flavor",),
+            f"image '{image.slug}' is a trusted vm, which asks to run privileged, but the operator's "
+            "SYRINGE_PLAN__PRIVILEGED_IMAGES does not list it; use flavor untrusted or legacy, or ask the operator",
+        )
+    ]
 
 
 def image_problems(image: Image, doc: YamlDocument) -> list[Problem]:
@@ -146,9 +216,9 @@ def reference_problems(
     return problems
 
 
-def verify_problems(source: LessonSource) -> list[Problem]:
+def verify_problems(source: LessonSource, inventory: LessonInventory) -> list[Problem]:
     """Learner checks: a known endpoint, exactly one of command and script, a valid expect pattern, the
-    script present, and names unique in their stage."""
+    script inside its stage's checks/ and present, and names unique in their stage."""
     lesson, doc = source.lesson, source.doc
     names = {e.name for e in lesson.endpoints}
     problems = []
@@ -170,7 +240,17 @@ def verify_problems(source: LessonSource) -> list[Problem]:
                     re.compile(check.expect)
                 except re.error as exc:
                     problems.append(doc.problem((*path, "expect"), f"invalid regular expression: {exc}"))
-            if check.script is not None and not (source.stage_dir(index) / "checks" / check.script).is_file():
+            if check.script is None:
+                continue
+            if relative_parts(check.script) is None:
+                problems.append(
+                    doc.problem(
+                        (*path, "script"),
+                        f"'{check.script}' leaves stage{index}/checks/; name a file inside it (no absolute path, "
+                        "no '..')",
+                    )
+                )
+            elif inventory.complete and f"stage{index}/checks/{check.script}" not in inventory.present:
                 problems.append(
                     doc.problem(
                         (*path, "script"), f"missing check script {source.rel_dir}/stage{index}/checks/{check.script}"
@@ -179,21 +259,22 @@ def verify_problems(source: LessonSource) -> list[Problem]:
     return problems
 
 
-def file_problems(source: LessonSource) -> list[Problem]:
+def file_problems(source: LessonSource, inventory: LessonInventory) -> list[Problem]:
+    """Every file the lesson names is there. Only names: what each file is (a link, a FIFO, too large) is
+    the inventory's own problem, reported once."""
     lesson, doc = source.lesson, source.doc
-    problems = verify_problems(source)
+    problems = verify_problems(source, inventory)
+    if not inventory.complete:  # a cap stopped the walk: an absent name proves nothing
+        return problems
     for index in range(len(lesson.stages)):
-        guide = source.guide_path(index)
-        if not guide.is_file():
-            problems.append(
-                doc.problem(("stages", index), f"missing stage guide {source.rel_dir}/stage{index}/{guide.name}")
-            )
-        configs = source.stage_dir(index) / "configs"
+        guide = source.guide_name(index)
+        if guide not in inventory.present:
+            problems.append(doc.problem(("stages", index), f"missing stage guide {source.rel_dir}/{guide}"))
         for i, endpoint in enumerate(lesson.endpoints):
             if endpoint.configuration_type is None:
                 continue
             candidates = config_file_names(endpoint.name, endpoint.configuration_type)
-            if not any((configs / name).is_file() for name in candidates):
+            if not any(f"stage{index}/configs/{name}" in inventory.present for name in candidates):
                 expected = candidates[0] if len(candidates) == 1 else f"{endpoint.name}-<driver>.txt"
                 problems.append(
                     doc.problem(

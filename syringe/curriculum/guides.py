@@ -6,13 +6,20 @@ import html
 import json
 from typing import Any
 
+import nh3
 from markdown_it import MarkdownIt
 
 from syringe.errors import GuideError
 
 # Guides come from the curriculum, which operators review like code; authors may embed HTML, as
-# Antidote's guides did (buttons that run a snippet in a terminal).
+# Antidote's guides did (buttons that run a snippet in a terminal). An operator who does not review every
+# pull request turns on sanitize_guides, and sanitize_html takes the scripts out.
 _markdown = MarkdownIt("commonmark", {"html": True}).enable("table").enable("strikethrough")
+
+# ammonia's defaults (nh3.ALLOWED_TAGS and ALLOWED_ATTRIBUTES: no script, style, iframe, form or on*
+# handler), plus class on every element, which the renderer itself writes (language-python, cell code).
+_SANITIZED_ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, "*": {*nh3.ALLOWED_ATTRIBUTES.get("*", set()), "class"}}
+_SANITIZED_SCHEMES = {"http", "https", "mailto"}
 
 
 def render_markdown(text: str) -> str:
@@ -50,5 +57,12 @@ def render_notebook(text: str) -> str:
     return "\n".join(parts)
 
 
-def render_guide(text: str, guide_type: str) -> str:
-    return render_notebook(text) if guide_type == "jupyter" else render_markdown(text)
+def sanitize_html(rendered: str) -> str:
+    """``rendered`` without anything that runs in the learner's browser: scripts, event handlers, styles,
+    frames, forms, and links other than http(s), mailto and relative ones."""
+    return nh3.clean(rendered, attributes=_SANITIZED_ATTRIBUTES, url_schemes=_SANITIZED_SCHEMES)
+
+
+def render_guide(text: str, guide_type: str, sanitize: bool = False) -> str:
+    rendered = render_notebook(text) if guide_type == "jupyter" else render_markdown(text)
+    return sanitize_html(rendered) if sanitize else rendered

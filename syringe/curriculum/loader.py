@@ -7,13 +7,17 @@ become problems with file, line, column and field path.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from syringe.curriculum import checks
+from syringe.curriculum.confined import LINK, FileRefused, read_confined, walk
+from syringe.curriculum.inventory import LessonInventory, depth_problem, lesson_inventory
 from syringe.curriculum.models import Collection, Curriculum, Image, Lesson, Model
+from syringe.curriculum.policy import CurriculumLimits, CurriculumPolicy
 from syringe.curriculum.problems import Problem
 from syringe.curriculum.schema_errors import problems_from_validation
 from syringe.curriculum.tree import CurriculumTree, LessonSource
@@ -24,14 +28,18 @@ COLLECTION_FILE = "collection.meta.yaml"
 IMAGE_FILE = "image.meta.yaml"
 LESSON_FILE = "lesson.meta.yaml"
 LEGACY_V01_FILE = "syringe.yaml"
+METAFILE_CAP = "per metafile (SYRINGE_CURRICULUM_LIMITS__METAFILE_BYTES)"
 
 M = TypeVar("M", bound=Model)
 
 
-def _read(root: Path, path: Path) -> YamlDocument:
-    rel = path.relative_to(root).as_posix()
+def _read(root: Path, rel: str, limits: CurriculumLimits) -> YamlDocument:
+    """Parse the metafile ``root/rel``, read through the confined reader under the metafile cap."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_confined(root, rel, limits.metafile_bytes, METAFILE_CAP).decode("utf-8")
+    except FileRefused as exc:
+        line = 1 if exc.rel == rel else 0  # else a directory on the way is refused: it has no line
+        return YamlDocument(rel, None, problems=[Problem(exc.rel, line, line, "", exc.reason)])
     except UnicodeDecodeError as exc:
         return YamlDocument(rel, None, problems=[Problem(rel, 1, 1, "", f"not UTF-8 text: {exc.reason}")])
     except OSError as exc:
@@ -79,22 +87,42 @@ def _legacy_problem(doc: YamlDocument) -> Problem | None:
     return None
 
 
-def _subdirs(path: Path) -> list[Path]:
+def _subdirs(root: Path, kind: str, problems: list[Problem]) -> list[Path]:
+    """The directories in ``root/kind`` (images, collections), in name order; a link there is a problem."""
+    found: list[Path] = []
     try:
-        return sorted(p for p in path.iterdir() if p.is_dir())
+        with os.scandir(root / kind) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.is_symlink():
+                    problems.append(Problem(f"{kind}/{entry.name}", 0, 0, "", LINK))
+                elif entry.is_dir(follow_symlinks=False):
+                    found.append(root / kind / entry.name)
     except OSError:
-        return []
+        return found
+    return found
 
 
-def _load_named(tree: CurriculumTree, kind: str, file_name: str, model: type[M]) -> dict[str, tuple[M, YamlDocument]]:
-    loaded: dict[str, tuple[M, YamlDocument]] = {}
-    for directory in _subdirs(tree.root / kind):
-        path = directory / file_name
-        if not path.is_file():
-            rel = directory.relative_to(tree.root).as_posix()
+def _exists(path: Path) -> bool:
+    """Whether anything is at ``path``, a link included (reading it then says what is wrong with it)."""
+    try:
+        os.lstat(path)
+    except OSError:
+        return False
+    return True
+
+
+def _load_named(
+    tree: CurriculumTree, kind: str, file_name: str, model: type[M], directories: list[Path]
+) -> dict[str, tuple[M, YamlDocument, str]]:
+    """Each directory's metafile, validated: slug -> (model, document, directory relative to the root)."""
+    loaded: dict[str, tuple[M, YamlDocument, str]] = {}
+    limits = tree.policy.limits
+    for directory in directories:
+        rel = f"{kind}/{directory.name}"
+        if not _exists(directory / file_name):
             tree.problems.append(Problem(rel, 0, 0, "", f"directory has no {file_name}"))
             continue
-        doc = _read(tree.root, path)
+        doc = _read(tree.root, f"{rel}/{file_name}", limits)
         item = _validate(doc, model, tree.problems)
         if item is None:
             continue
@@ -103,20 +131,40 @@ def _load_named(tree: CurriculumTree, kind: str, file_name: str, model: type[M])
             tree.problems.append(
                 doc.problem(("slug",), f"slug '{slug}' must match its directory name '{directory.name}'")
             )
-        loaded[slug] = (item, doc)
+        loaded[slug] = (item, doc, rel)
     return loaded
 
 
-def _lesson_files(root: Path) -> list[Path]:
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root / "lessons"):
-        dirnames.sort()
-        if LESSON_FILE in filenames:
-            found.append(Path(dirpath) / LESSON_FILE)
-            dirnames.clear()  # a lesson's own subdirectories hold stages, not lessons
-        elif LEGACY_V01_FILE in filenames:
-            found.append(Path(dirpath) / LEGACY_V01_FILE)
-            dirnames.clear()
+def _find_lessons(root: Path, limits: CurriculumLimits, problems: list[Problem]) -> list[str]:
+    """The metafiles of the lessons under ``lessons/`` (paths relative to the root), found without following
+    links and no deeper than the depth cap. A link there is a problem: it may hide a lesson."""
+    found: list[str] = []
+    if not _exists(root / "lessons"):
+        return found
+    for listing in walk(root, "lessons", limits.directory_depth, sizes=False):
+        if listing.too_deep:
+            problems.append(Problem(listing.rel, 0, 0, "", depth_problem(limits)))
+            continue
+        if listing.error is not None:
+            problems.append(Problem(listing.rel, 0, 0, "", f"cannot be searched for lessons: {listing.error}"))
+            continue
+        names = {entry.name for entry in listing.entries}
+        marker = next((name for name in (LESSON_FILE, LEGACY_V01_FILE) if name in names), None)
+        if marker is not None:  # lessons/ itself is a lesson: nothing below it is another
+            found.append(f"{listing.rel}/{marker}")
+            listing.subdirs.clear()
+            continue
+        problems.extend(Problem(entry.rel, 0, 0, "", LINK) for entry in listing.entries if stat.S_ISLNK(entry.mode))
+        searched = []
+        for name in listing.subdirs:
+            # One lstat tells a lesson's directory, which is then not listed here (its inventory walks it),
+            # nor searched further: a lesson's own subdirectories hold stages, not lessons.
+            marker = next((m for m in (LESSON_FILE, LEGACY_V01_FILE) if _exists(root / listing.rel / name / m)), None)
+            if marker is None:
+                searched.append(name)
+            else:
+                found.append(f"{listing.rel}/{name}/{marker}")
+        listing.subdirs[:] = searched
     return found
 
 
@@ -126,45 +174,55 @@ def _declared_slugs(doc: YamlDocument) -> str | None:
     return slug if isinstance(slug, str) else None
 
 
-def load_curriculum(root: str | os.PathLike[str]) -> CurriculumTree:
-    """Load and check the curriculum at ``root``. Problems come back sorted in ``tree.problems``."""
-    tree = CurriculumTree(root=Path(root))
+def load_curriculum(root: str | os.PathLike[str], policy: CurriculumPolicy | None = None) -> CurriculumTree:
+    """Load and check the curriculum at ``root`` under the operator's ``policy`` (default: the safe one).
+    Problems come back sorted in ``tree.problems``; nothing found in the tree makes this raise."""
+    tree = CurriculumTree(root=Path(root), policy=policy or CurriculumPolicy())
+    limits = tree.policy.limits
     if not tree.root.is_dir():
         tree.problems.append(Problem(str(root), 0, 0, "", "not a directory"))
         return tree
-    curriculum_path = tree.root / CURRICULUM_FILE
-    if curriculum_path.is_file():
-        tree.curriculum = _validate(_read(tree.root, curriculum_path), Curriculum, tree.problems)
+    if _exists(tree.root / CURRICULUM_FILE):
+        tree.curriculum = _validate(_read(tree.root, CURRICULUM_FILE, limits), Curriculum, tree.problems)
     else:
         tree.problems.append(Problem(CURRICULUM_FILE, 0, 0, "", "missing: a curriculum needs curriculum.meta.yaml"))
 
-    tree.collections = {
-        slug: item for slug, (item, _) in _load_named(tree, "collections", COLLECTION_FILE, Collection).items()
-    }
-    images = _load_named(tree, "images", IMAGE_FILE, Image)
-    tree.images = {slug: item for slug, (item, _) in images.items()}
-    for image, doc in images.values():
+    collection_dirs = _subdirs(tree.root, "collections", tree.problems)
+    image_dirs = _subdirs(tree.root, "images", tree.problems)
+    collections = _load_named(tree, "collections", COLLECTION_FILE, Collection, collection_dirs)
+    tree.collections = {slug: item for slug, (item, _, _) in collections.items()}
+    images = _load_named(tree, "images", IMAGE_FILE, Image, image_dirs)
+    tree.images = {slug: item for slug, (item, _, _) in images.items()}
+    for image, doc, rel in images.values():
         tree.problems.extend(checks.image_problems(image, doc))
+        tree.problems.extend(checks.local_file_problems(image, doc, tree.root, rel, tree.policy))
+        tree.problems.extend(checks.privilege_problems(image, doc, tree.policy))
 
     # Names that exist, even where their metafile is invalid: a reference to them is not "unknown".
-    known_images = set(tree.images) | {d.name for d in _subdirs(tree.root / "images")}
-    known_collections = set(tree.collections) | {d.name for d in _subdirs(tree.root / "collections")}
+    known_images = set(tree.images) | {d.name for d in image_dirs}
+    known_collections = set(tree.collections) | {d.name for d in collection_dirs}
 
     lesson_docs: list[YamlDocument] = []
-    valid: list[LessonSource] = []
-    for path in _lesson_files(tree.root):
-        doc = _read(tree.root, path)
+    valid: list[tuple[LessonSource, LessonInventory]] = []
+    for rel in _find_lessons(tree.root, limits, tree.problems):
+        doc = _read(tree.root, rel, limits)
         legacy = _legacy_problem(doc)
         if legacy is not None:
             tree.problems.append(legacy)
             continue
         lesson_docs.append(doc)
         lesson = _validate(doc, Lesson, tree.problems)
+        lesson_dir = rel.rsplit("/", 1)[0]
+        inventory = lesson_inventory(tree.root, lesson_dir, limits, LESSON_FILE)
+        tree.problems.extend(inventory.problems)
         if lesson is not None:
-            valid.append(LessonSource(lesson=lesson, doc=doc, directory=path.parent))
+            directory = tree.root / lesson_dir
+            valid.append(
+                (LessonSource(lesson=lesson, doc=doc, directory=directory, root=tree.root, limits=limits), inventory)
+            )
 
     known_lessons = {slug for doc in lesson_docs if (slug := _declared_slugs(doc))}
-    for source in valid:
+    for source, inventory in valid:
         slug = source.lesson.slug
         if slug in tree.lessons:
             other = tree.lessons[slug].doc.file
@@ -173,7 +231,7 @@ def load_curriculum(root: str | os.PathLike[str]) -> CurriculumTree:
         tree.lessons[slug] = source
         tree.problems.extend(checks.lesson_problems(source, tree.images))
         tree.problems.extend(checks.reference_problems(source, known_images, known_collections, known_lessons))
-        tree.problems.extend(checks.file_problems(source))
+        tree.problems.extend(checks.file_problems(source, inventory))
     tree.problems.extend(checks.prerequisite_cycles(tree.lessons))
     tree.problems.sort()
     return tree

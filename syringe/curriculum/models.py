@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -21,6 +22,25 @@ Slug = Annotated[str, Field(pattern=SLUG_PATTERN, max_length=63)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN)]
 NonEmpty = Annotated[str, Field(min_length=1)]
+
+LINK_SCHEMES = ("http", "https")
+
+
+def _http_or_relative(value: str) -> str:
+    """A link a front end may put in an href or src: http(s), or relative. A lesson comes from a pull
+    request, and a javascript: or data: URL there runs in the learner's browser."""
+    if not value:
+        return value
+    if value != value.strip() or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError("a link must not hold control characters or surrounding spaces")
+    scheme = urlsplit(value).scheme
+    if scheme and scheme.lower() not in LINK_SCHEMES:
+        raise ValueError(f"'{scheme}:' links are not allowed; use an http(s) URL or a relative link")
+    return value
+
+
+# Syringe checks these (Antidote did not): http(s) or relative, never javascript:, data:, ...
+Link = Annotated[str, AfterValidator(_http_or_relative)]
 
 PresentationType = Literal["ssh", "http", "netconf"]
 ConfigurationType = Literal["python", "ansible", "napalm", "netconf"]
@@ -50,7 +70,7 @@ class Curriculum(Model):
 
     name: NonEmpty
     description: str = ""
-    website: str = ""
+    website: Link = ""
     a_ver: str = Field(default="", description="The Antidote version the curriculum was written for.")
     git_root: str = ""
 
@@ -60,8 +80,8 @@ class Collection(Model):
 
     slug: Slug
     title: NonEmpty
-    image: str = ""
-    website: str = ""
+    image: Link = Field(default="", description="Logo URL: http(s) or relative.")
+    website: Link = ""
     contact_email: str = ""
     brief_description: str = ""
     long_description: str = ""
@@ -164,7 +184,7 @@ class Connection(Model):
 
 class Author(Model):
     name: NonEmpty
-    link: str = ""
+    link: Link = ""
 
 
 class Check(Model):
@@ -182,7 +202,7 @@ class Check(Model):
 class Stage(Model):
     description: str = ""
     guide_type: GuideType = "markdown"
-    stage_video: str = ""
+    stage_video: Link = ""
     verify: list[Check] = Field(default_factory=list, description="Syringe addition: learner checks.")
 
 
@@ -199,8 +219,8 @@ class Lesson(Model):
     description: str = ""
     short_description: str = ""
     collection: Slug | None = None
-    diagram: str = ""
-    video: str = ""
+    diagram: Link = ""
+    video: Link = ""
     ready_delay: Annotated[int, Field(ge=0, le=3600)] = 0
     endpoints: Annotated[list[Endpoint], Field(min_length=1)]
     connections: list[Connection] = Field(default_factory=list)

@@ -131,6 +131,8 @@ def _message(root: type[BaseModel], path: Path, error: Any) -> str:
         return f"is longer than {ctx.get('max_length')} characters"
     if kind == "too_short":
         return f"needs at least {ctx.get('min_length')} item(s)"
+    if kind == "value_error" and ctx.get("error") is not None:
+        return str(ctx["error"])  # a validator's own sentence, without pydantic's "Value error, " prefix
     return str(error.get("msg", "invalid value"))
 
 

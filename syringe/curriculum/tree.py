@@ -3,31 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from syringe.curriculum.models import Collection, Curriculum, Image, Lesson
+from syringe.curriculum.policy import CurriculumLimits, CurriculumPolicy
 from syringe.curriculum.problems import Problem
 from syringe.curriculum.yamlsource import YamlDocument
 
 
 @dataclass
 class LessonSource:
-    """A lesson and the files behind it."""
+    """A lesson and the files behind it: ``root`` is the curriculum's directory, which every read of the
+    lesson's files is confined to (with ``limits``), and ``directory`` the lesson's own."""
 
     lesson: Lesson
     doc: YamlDocument
     directory: Path
+    root: Path
+    limits: CurriculumLimits = field(default_factory=CurriculumLimits)
 
     @property
     def rel_dir(self) -> str:
-        return str(Path(self.doc.file).parent)
+        """The lesson's directory relative to the curriculum root, in POSIX form."""
+        return PurePosixPath(self.doc.file).parent.as_posix()
 
-    def stage_dir(self, stage: int) -> Path:
-        return self.directory / f"stage{stage}"
-
-    def guide_path(self, stage: int) -> Path:
+    def guide_name(self, stage: int) -> str:
+        """The stage's guide, relative to the lesson's directory."""
         suffix = "ipynb" if self.lesson.stages[stage].guide_type == "jupyter" else "md"
-        return self.stage_dir(stage) / f"guide.{suffix}"
+        return f"stage{stage}/guide.{suffix}"
 
 
 @dataclass
@@ -35,6 +38,7 @@ class CurriculumTree:
     """Everything read from one curriculum directory, plus every problem found in it."""
 
     root: Path
+    policy: CurriculumPolicy = field(default_factory=CurriculumPolicy)
     curriculum: Curriculum | None = None
     collections: dict[str, Collection] = field(default_factory=dict)
     images: dict[str, Image] = field(default_factory=dict)

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 from syringe.errors import NotFound
 from syringe.learners.model import LearnerSession, SessionGone, token_hash
 from syringe.plan import labels
+from syringe.ratelimit import TokenBucket
 
 UNKNOWN_TOKEN_SECONDS = 10.0
 UNKNOWN_TOKENS_REMEMBERED = 10_000
@@ -33,7 +34,8 @@ class SessionStore(Protocol):
 
 class Learners:
     """Sessions by id and by token hash. Memory answers every authentication of a known token; the store is
-    asked only about a token that another replica may have issued a moment ago."""
+    asked only about a token that another replica may have issued a moment ago, and no more often than the
+    lookup bucket allows (``limit_lookups``), however many different tokens callers invent."""
 
     def __init__(
         self, ttl_seconds: int, store: SessionStore | None, clock: Callable[[], datetime]
@@ -44,6 +46,8 @@ class Learners:
         self._by_id: dict[str, LearnerSession] = {}
         self._by_hash: dict[str, LearnerSession] = {}
         self._unknown_tokens: dict[str, float] = {}  # token hash -> loop time until which it is known unknown
+        self._lookups: TokenBucket | None = None  # store lookups of unknown tokens, shared by every caller
+        self.lookups_refused = 0
         # The one answer to "is this session persistent": also for session ids that have no token here
         # (a live lesson launched from the command line, or a session whose record is not back yet).
         self._persistent: set[str] = set()
@@ -81,6 +85,11 @@ class Learners:
         return session_id in self._persistent
 
     # ------------------------------------------------------------------ tokens
+    def limit_lookups(self, per_second: float, burst: int) -> None:
+        """Bound the store lookups that unknown tokens cost, all callers together: beyond the bucket, an
+        unknown token is simply unknown. (Unbounded until this is called: only the API authenticates.)"""
+        self._lookups = TokenBucket(per_second, burst)
+
     async def create(self) -> tuple[LearnerSession, str]:
         """A new session and its bearer token (the only time the token is known in clear), saved where every
         replica finds it."""
@@ -109,6 +118,12 @@ class Learners:
         # (a real new session arrives by watch well within that time).
         loop_time = asyncio.get_running_loop().time()
         if self._unknown_tokens.get(digest, 0.0) > loop_time:
+            return None
+        # Every NEW invented token would still cost a call: a bucket shared by all callers bounds them. A
+        # real session made on another replica a moment ago is looked up while the bucket has tokens (it
+        # always has, but under a flood of invented ones), and arrives by the session watch in any case.
+        if self._lookups is not None and self._lookups.take() > 0.0:
+            self.lookups_refused += 1
             return None
         record = await self.store.find_session(digest)
         if record is None:

@@ -107,12 +107,18 @@ class LiveLessons:
     def of_session(self, session: str) -> list[LiveLesson]:
         return self.registry.of_session(session)
 
+    def of_session_lesson(self, session: str, lesson_slug: str) -> LiveLesson | None:
+        """The session's live lesson of ``lesson_slug`` (not one being deleted), if it has one: what
+        ``launch`` would return rather than launch another."""
+        return next((ll for ll in self.of_session(session) if ll.lesson == lesson_slug and not ll.deleting), None)
+
     def all(self) -> list[LiveLesson]:
         return list(self.registry.lessons.values())
 
-    def listen(self) -> asyncio.Queue[str]:
-        """A queue that receives the id of every live lesson whose state changes."""
-        return self.registry.listen()
+    def listen(self, livelesson_id: str | None = None) -> asyncio.Queue[str]:
+        """A queue that wakes when live lesson ``livelesson_id`` changes or goes (at most one wake-up waits
+        in it: read the live lesson itself). With no id: the id of every change to any live lesson."""
+        return self.registry.listen(livelesson_id)
 
     def unlisten(self, queue: asyncio.Queue[str]) -> None:
         self.registry.unlisten(queue)

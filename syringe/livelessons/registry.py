@@ -15,7 +15,9 @@ class Registry:
         self.clock = clock
         self.lessons: dict[str, LiveLesson] = {}
         self._by_namespace: dict[str, LiveLesson] = {}
-        self._listeners: set[asyncio.Queue[str]] = set()
+        self._everything: set[asyncio.Queue[str]] = set()  # listeners to every live lesson
+        self._listeners: dict[str, set[asyncio.Queue[str]]] = {}  # live lesson id -> its listeners
+        self._listening: dict[asyncio.Queue[str], str] = {}  # and back
 
     def __len__(self) -> int:
         return len(self.lessons)
@@ -46,18 +48,40 @@ class Registry:
         self._by_namespace.pop(ll.namespace, None)
 
     # ------------------------------------------------------------------ listeners
-    def listen(self) -> asyncio.Queue[str]:
-        """A queue that receives the id of every live lesson whose state changes."""
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        self._listeners.add(queue)
+    def listen(self, livelesson_id: str | None = None) -> asyncio.Queue[str]:
+        """A queue that wakes when live lesson ``livelesson_id`` changes (or is gone): it holds at most one
+        pending wake-up, as the listener reads the live lesson itself, so a slow reader costs no memory and
+        a change to another live lesson costs it nothing. With no id, a queue of the id of every change to
+        any live lesson (for tools and tests; the API never listens to everything)."""
+        if livelesson_id is None:
+            everything: asyncio.Queue[str] = asyncio.Queue()
+            self._everything.add(everything)
+            return everything
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
+        self._listeners.setdefault(livelesson_id, set()).add(queue)
+        self._listening[queue] = livelesson_id
         return queue
 
     def unlisten(self, queue: asyncio.Queue[str]) -> None:
-        self._listeners.discard(queue)
+        self._everything.discard(queue)
+        livelesson_id = self._listening.pop(queue, None)
+        if livelesson_id is None:
+            return
+        queues = self._listeners[livelesson_id]
+        queues.discard(queue)
+        if not queues:
+            del self._listeners[livelesson_id]
+
+    def listeners(self, livelesson_id: str) -> int:
+        """How many listen to this live lesson now."""
+        return len(self._listeners.get(livelesson_id, ()))
 
     def notify(self, ll: LiveLesson) -> None:
         ll.updated_at = self.clock()
         ll.version += 1
         ll.touch()
-        for queue in self._listeners:
+        for queue in self._listeners.get(ll.id, ()):
+            if queue.empty():
+                queue.put_nowait(ll.id)
+        for queue in self._everything:
             queue.put_nowait(ll.id)

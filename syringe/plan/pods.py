@@ -50,12 +50,27 @@ def pod_resources(image: Image | None, settings: PlanSettings) -> tuple[int, int
     return millicores(cpu_request), mebibytes(memory_request)
 
 
+def runs_privileged(image: Image | None, settings: PlanSettings) -> bool:
+    """A pod runs privileged only when its image is a trusted VM (QEMU wants /dev/net/tun and bridges) and
+    the operator lists it in privileged_images: the metafile may ask, only the operator grants."""
+    if image is None or image.kind != "vm" or image.flavor != "trusted":
+        return False
+    return settings.privileged_images is not None and image.slug in settings.privileged_images
+
+
+def gets_kvm(image: Image | None, settings: PlanSettings) -> bool:
+    """/dev/kvm (the kvm_resource) goes to VM images; with a kvm_images list, only to those it names.
+    Setting kvm_resource is the operator's opt-in, so without a list every VM image gets it."""
+    if image is None or image.kind != "vm" or not settings.kvm_resource:
+        return False
+    return settings.kvm_images is None or image.slug in settings.kvm_images
+
+
 def _security(image: Image | None, settings: PlanSettings) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(container securityContext, extra pod spec fields) for the image's flavor."""
+    """(container securityContext, extra pod spec fields) for the image's flavor and the operator's grants."""
     flavor = image.flavor if image is not None else "untrusted"
-    kind = image.kind if image is not None else "container"
     pod: dict[str, Any] = {}
-    if flavor == "trusted" and kind == "vm":
+    if runs_privileged(image, settings):
         return {"privileged": True}, pod
     if flavor == "untrusted" and settings.untrusted_runtime_class:
         pod["runtimeClassName"] = settings.untrusted_runtime_class
@@ -81,8 +96,7 @@ def endpoint_pod(
     cpu, memory = resources
     limits: dict[str, str] = {"cpu": format_millicores(cpu * 2), "memory": format_mebibytes(memory * 2)}
     requests: dict[str, str] = {"cpu": format_millicores(cpu), "memory": format_mebibytes(memory)}
-    kind = image.kind if image is not None else "container"
-    if kind == "vm" and settings.kvm_resource:
+    if gets_kvm(image, settings) and settings.kvm_resource:
         limits[settings.kvm_resource] = "1"
         requests[settings.kvm_resource] = "1"
     env = [

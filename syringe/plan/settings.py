@@ -25,6 +25,15 @@ class PlanSettings(BaseModel):
     kvm_resource: str | None = Field(
         default=None, description="Extended resource that grants /dev/kvm to QEMU pods (devices.kubevirt.io/kvm)."
     )
+    # Privilege is the operator's to grant, never a metafile's to take: a curriculum comes from pull requests.
+    privileged_images: list[str] | None = Field(
+        default=None,
+        description="Image slugs whose pods may run privileged (each must also be a trusted vm); unset: none may.",
+    )
+    kvm_images: list[str] | None = Field(
+        default=None,
+        description="VM image slugs that get kvm_resource; unset: every VM image does, when kvm_resource is set.",
+    )
     syringe_namespace: str = Field(
         default="syringe", description="The namespace Syringe runs in: it may reach lessons."
     )

@@ -9,8 +9,8 @@ import ctypes
 import grp
 import os
 import pwd
-import shutil
 import signal
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -41,6 +41,7 @@ def _child_setup(user: str | None) -> Callable[[], None]:
     groups = [g.gr_gid for g in grp.getgrall() if g.gr_name == "kvm"]  # /dev/kvm, where KVM works
 
     def setup() -> None:
+        os.umask(0o077)  # what QEMU makes (a saved state, its control socket) is for its own user alone
         if account is not None:
             os.setgroups(groups)
             os.setgid(account.pw_gid)
@@ -51,10 +52,36 @@ def _child_setup(user: str | None) -> Callable[[], None]:
     return setup
 
 
+# The console lives in a directory of the VM's user: Syringe (maybe root) never follows a link there, nor
+# opens a FIFO or a device someone put in its place.
+_CONSOLE_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_CONSOLE_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
 def _prepare_console(path: Path, user: str | None) -> None:
-    path.write_bytes(b"")
-    if user is not None:
-        shutil.chown(path, user)
+    """An empty console file, 0600, owned by QEMU's user; whatever had its name (a link too) is removed."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    fd = os.open(path, _CONSOLE_CREATE, 0o600)
+    try:
+        if user is not None:
+            account = pwd.getpwnam(user)
+            os.fchown(fd, account.pw_uid, account.pw_gid)
+    finally:
+        os.close(fd)
+
+
+def _read_console_tail(path: str, limit: int) -> str:
+    try:
+        fd = os.open(path, _CONSOLE_READ)
+    except OSError:
+        return ""
+    with open(fd, "rb") as console:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1:
+            return ""
+        console.seek(max(0, found.st_size - limit))
+        return console.read(limit).decode(errors="replace")
 
 
 class VmProcess:
@@ -96,10 +123,7 @@ class VmProcess:
         if not self.spec.console:
             return ""
         try:
-            with open(self.spec.console, "rb") as console:
-                console.seek(0, os.SEEK_END)
-                console.seek(max(0, console.tell() - limit))
-                return console.read().decode(errors="replace")
+            return _read_console_tail(self.spec.console, limit)
         except OSError:
             return ""
 

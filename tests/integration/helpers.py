@@ -153,7 +153,7 @@ def failure_curriculum(root: Path) -> Path:
 
 async def settled(manager: LiveLessons, ll: LiveLesson, timeout: float = 60) -> Status:
     """Wait, on the manager's change notifications, until the live lesson is READY or ERROR."""
-    queue = manager.listen()
+    queue = manager.listen(ll.id)
     try:
         deadline = time.monotonic() + timeout
         while ll.status not in (Status.READY, Status.ERROR):

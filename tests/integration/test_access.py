@@ -175,10 +175,13 @@ async def test_http_proxy(served: str, http: httpx.AsyncClient) -> None:
     streamed = await http.get(prefix + "api/stream?megabytes=4", headers=auth)
     assert len(streamed.content) == 4 * 1024 * 1024
 
+    # The endpoint's cookies live under the prefix, marked as its own: only those go back to it.
     cookie = await http.get(prefix + "api/login", headers=auth)
-    assert re.search(rf"session=abc; HttpOnly; Path={re.escape(prefix)}app", cookie.headers["set-cookie"])
-    echoed = await http.get(prefix + "api/whoami", headers={**auth, "Cookie": "session=abc"})
+    assert cookie.headers["set-cookie"] == f"syringe-ep.session=abc; HttpOnly; Path={prefix}app"
+    echoed = await http.get(prefix + "api/whoami", headers={**auth, "Cookie": "syringe-ep.session=abc"})
     assert echoed.json() == {"session": "abc", "authorization": None}
+    unmarked = await http.get(prefix + "api/whoami", headers={**auth, "Cookie": "session=abc"})
+    assert unmarked.json() == {"session": None, "authorization": None}
 
     # An iframe cannot send the header: ?token= once, then the cookie scoped to the prefix.
     async with httpx.AsyncClient(base_url=served) as browser:

@@ -34,7 +34,11 @@ def curriculum(tmp_path: Path) -> Path:
 async def app_client(
     standin: StandInProcess, instance: str, curriculum: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
-    for name, value in syringe_env(instance, curriculum, ADMIN, SYRINGE_LIFECYCLE__MAX_LIVE_LESSONS="3").items():
+    # Launches are polled for a free slot below, faster than a client should: not what this fixture tests.
+    env = syringe_env(
+        instance, curriculum, ADMIN, SYRINGE_LIFECYCLE__MAX_LIVE_LESSONS="3", SYRINGE_API__LAUNCH_BURST="1000"
+    )
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
     app = create_app(Settings())
     async with app.router.lifespan_context(app):

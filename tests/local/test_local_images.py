@@ -52,8 +52,10 @@ def curriculum(tiny_linux: TinyLinux, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="module")
-def served(curriculum: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = local_env(INSTANCE, curriculum, SYRINGE_LIFECYCLE__PROBE_TIMEOUT="4")
+def served(curriculum: Path, tiny_linux: TinyLinux, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # Absolute local: paths are the operator's to allow: the tiny VM's cache and the shared disks' directory.
+    image_dirs = json.dumps([str(tiny_linux.directory), f"/tmp/syringe-test-local/{INSTANCE}-disks"])
+    env = local_env(INSTANCE, curriculum, SYRINGE_LIFECYCLE__PROBE_TIMEOUT="4", SYRINGE_LOCAL__IMAGE_DIRS=image_dirs)
     server = serve_locally(env, tmp_path_factory.mktemp("serve") / "serve.log")
     try:
         yield server.start()
@@ -87,7 +89,7 @@ async def test_a_disk_boots_through_an_overlay_and_the_image_stays_as_it_was(
     before = await asyncio.to_thread(base.read_bytes)
     created = await http.post("/api/v1/livelessons", json={"lesson": "disk-host"})
     livelesson = created.json()["id"]
-    overlay = Path(f"/tmp/syringe-test-local/{INSTANCE}/{INSTANCE}-{livelesson}/host.qcow2")
+    overlay = Path(f"/tmp/syringe-test-local/{INSTANCE}/{INSTANCE}-{livelesson}/vms/host/disk.qcow2")
     for _ in range(100):
         if qemu_processes(f"syringe.{INSTANCE}-{livelesson}.") and await asyncio.to_thread(overlay.exists):
             break

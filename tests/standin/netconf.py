@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncssh
@@ -34,6 +36,16 @@ class Datastores:
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+def _operation(message: str) -> str | None:
+    """The local name of an <rpc>'s operation, or None."""
+    try:
+        rpc = ET.fromstring(message)
+    except ET.ParseError:
+        return None
+    operation = next(iter(rpc), None)
+    return _local(operation.tag) if _local(rpc.tag) == "rpc" and operation is not None else None
 
 
 class NetconfSession:
@@ -77,6 +89,10 @@ class NetconfSession:
             self.chunked = CAP_11 in theirs and CAP_11 in self.capabilities
             while True:
                 message = await self.read_message()
+                hostile = HOSTILE.get(_operation(message))
+                if hostile is not None:
+                    await hostile(self)
+                    break
                 if not self.handle(message):
                     break
         except (EOFError, asyncssh.BreakReceived, asyncssh.SignalReceived, ConnectionError):
@@ -84,6 +100,22 @@ class NetconfSession:
         except (ET.ParseError, FramingError):
             pass
         self.process.exit(0)
+
+    async def endless_reply(self) -> None:
+        """Hostile: a reply that never ends, chunk after chunk in base:1.1 (a message with no end marker in
+        base:1.0), for as long as the client reads."""
+        chunk = b"<data>" + b"x" * 65530
+        framed = b"\n#%d\n%s" % (len(chunk), chunk) if self.chunked else chunk
+        with contextlib.suppress(asyncssh.Error, ConnectionError, OSError):
+            while True:
+                self.process.stdout.write(framed)
+                await self.process.stdout.drain()
+
+    async def no_reply(self) -> None:
+        """Hostile: the RPC is taken and never answered; the session stays open until the client leaves."""
+        with contextlib.suppress(asyncssh.Error, ConnectionError):
+            while await self.process.stdin.read(65536):
+                pass
 
     def _reply(self, message_id: str | None, body: str) -> None:
         attribute = f' message-id="{message_id}"' if message_id is not None else ""
@@ -136,3 +168,10 @@ class NetconfSession:
         else:
             self._error(message_id, "operation-not-supported", f"{name} is not supported")
         return True
+
+
+# RPCs by which a test asks this device to misbehave.
+HOSTILE: dict[str | None, Callable[[NetconfSession], Awaitable[None]]] = {
+    "endless-reply": NetconfSession.endless_reply,
+    "no-reply": NetconfSession.no_reply,
+}

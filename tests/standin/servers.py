@@ -17,6 +17,7 @@ from typing import Any
 import asyncssh
 from aiohttp import web
 
+from tests.standin.hostile import add_hostile_routes
 from tests.standin.netconf import Datastores, NetconfSession
 from tests.standin.openssh import OpenSSHServer, die_with_parent
 
@@ -96,6 +97,11 @@ async def _pipe_until_exit(process: asyncssh.SSHServerProcess[bytes], proc: asyn
     process.exit(code)
 
 
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _hang_up(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGHUP)
@@ -124,6 +130,8 @@ async def _pty_shell(process: asyncssh.SSHServerProcess[bytes], env: dict[str, s
     def readable() -> None:
         try:
             data = os.read(master, 65536)
+        except BlockingIOError:
+            return
         except OSError:
             data = b""
         if data:
@@ -133,7 +141,24 @@ async def _pty_shell(process: asyncssh.SSHServerProcess[bytes], env: dict[str, s
             if not output_done.done():
                 output_done.set_result(None)
 
+    os.set_blocking(master, False)
     loop.add_reader(master, readable)
+
+    async def write_all(data: bytes) -> None:
+        """Into the PTY as the shell takes it. A shell that does not read (sleep, a busy program) fills the
+        PTY's buffer; then this waits, and stops reading the session, as sshd does, so the client's SSH
+        window closes. A blocking write here would stop every pod of the stand-in."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(master, view) :]
+            except BlockingIOError:
+                writable: asyncio.Future[None] = loop.create_future()
+                loop.add_writer(master, _settle, writable)
+                try:
+                    await writable
+                finally:
+                    loop.remove_writer(master)
 
     async def pump_input() -> None:
         while True:
@@ -144,7 +169,7 @@ async def _pty_shell(process: asyncssh.SSHServerProcess[bytes], env: dict[str, s
                 continue
             if not data:
                 return
-            os.write(master, data)
+            await write_all(data)
 
     pumping = asyncio.create_task(pump_input())
     # The client hanging up ends the session, like sshd sending SIGHUP to the login shell.
@@ -154,6 +179,8 @@ async def _pty_shell(process: asyncssh.SSHServerProcess[bytes], env: dict[str, s
         code = await proc.wait()
     finally:
         pumping.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pumping  # it may be waiting on the PTY: done with it before the PTY closes
         loop.remove_reader(master)
         os.close(master)
         if proc.returncode is None:
@@ -214,6 +241,7 @@ def _http_app(hostname: str, port: int) -> web.Application:
     app.router.add_get("/healthz", health)
     app.router.add_get("/api/devices", get_devices)
     app.router.add_put("/api/devices", put_devices)
+    add_hostile_routes(app)
     return app
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -130,3 +134,82 @@ def test_curriculum_with_problems_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(CurriculumRefused) as refused:
         create_app(Settings(curriculum=root))
     assert refused.value.tree.problems[0].field == "endpoints[1].presentations[1].port"
+
+
+# ------------------------------------------------------------------------- an untrusted curriculum's guides
+
+
+@pytest.fixture
+def curriculum(tmp_path: Path) -> Path:
+    (tmp_path / "curriculum").mkdir()
+    return write_curriculum(tmp_path / "curriculum")
+
+
+@contextmanager
+def served(root: Path, **settings: object) -> Iterator[httpx.Client]:
+    with TestClient(create_app(Settings(curriculum=root, **settings))) as c:  # type: ignore[arg-type]
+        yield c
+
+
+GUIDE = "/api/v1/lessons/basics/stages/0/guide"
+
+
+def test_a_guide_that_became_a_link_to_proc_self_environ_is_a_problem_not_the_environment(curriculum: Path) -> None:
+    with served(curriculum) as client:
+        guide = curriculum / "lessons/basics/stage0/guide.md"
+        guide.unlink()
+        guide.symlink_to("/proc/self/environ")  # after validation: the tree changed under the service
+        response = client.get(GUIDE)
+        assert response.status_code == 503
+        assert response.headers["content-type"] == PROBLEM
+        body = response.json()
+        assert body["type"] == "https://syringe.dev/problems/guide-unavailable"
+        assert "lessons/basics/stage0/guide.md is a symbolic link" in body["detail"]
+        assert "PATH=" not in response.text
+        assert os.environ["PATH"] not in response.text
+
+
+def test_a_guide_that_became_a_fifo_is_a_problem_and_never_hangs(curriculum: Path) -> None:
+    guide = curriculum / "lessons/basics/stage0/guide.md"
+    answers: list[httpx.Response] = []
+    with served(curriculum) as client:
+        guide.unlink()
+        os.mkfifo(guide)
+        asking = threading.Thread(target=lambda: answers.append(client.get(GUIDE)), daemon=True)
+        asking.start()
+        asking.join(10)
+        with contextlib.suppress(OSError):  # the old code blocked opening the FIFO: a writer frees it
+            os.close(os.open(guide, os.O_WRONLY | os.O_NONBLOCK))
+        asking.join(10)
+    assert answers and answers[0].status_code == 503
+    assert "is a FIFO" in answers[0].json()["detail"]
+
+
+def test_a_guide_that_is_not_utf8_is_a_problem_not_a_server_error(curriculum: Path) -> None:
+    with served(curriculum) as client:
+        (curriculum / "lessons/basics/stage0/guide.md").write_bytes(b"# caf\xe9\n")
+        response = client.get(GUIDE)
+        assert response.status_code == 503
+        assert "not UTF-8" in response.json()["detail"]
+
+
+HOSTILE_GUIDE = """# Hello
+
+<button onclick="runSnippetInTab('linux1', this)" class="btn">Run this snippet</button>
+<script>fetch('/steal?' + document.cookie)</script>
+<a href="javascript:alert(1)">click</a> <a href="https://nrelabs.io">home</a>
+<img src="diagram.png" onerror="alert(1)">
+"""
+
+
+def test_guides_keep_their_html_unless_the_operator_sanitises_them(curriculum: Path) -> None:
+    (curriculum / "lessons/basics/stage0/guide.md").write_text(HOSTILE_GUIDE)
+    with served(curriculum) as client:
+        html = client.get(GUIDE).json()["html"]
+        assert "<script>" in html and 'onclick="runSnippetInTab' in html  # as Antidote served them
+    with served(curriculum, sanitize_guides=True) as client:
+        html = client.get(GUIDE).json()["html"]
+        assert "<h1>Hello</h1>" in html
+        assert '<a href="https://nrelabs.io"' in html and '<img src="diagram.png">' in html
+        for gone in ("<script", "onclick", "onerror", "javascript:", "document.cookie"):
+            assert gone not in html

@@ -131,16 +131,48 @@ def test_ports_are_presentations_and_additional_ports(tree) -> None:  # type: ig
     assert services["h1"]["spec"]["selector"] == {"syringe.io/livelesson": "ll1", "syringe.io/endpoint": "h1"}
 
 
-def test_security_context_follows_flavor(tree) -> None:  # type: ignore[no-untyped-def]
-    settings = PlanSettings(untrusted_runtime_class="kata", kvm_resource="devices.kubevirt.io/kvm")
+UNPRIVILEGED = {"allowPrivilegeEscalation": False, "capabilities": {"add": ["NET_ADMIN"]}}
+KVM = "devices.kubevirt.io/kvm"
+
+
+def test_security_context_follows_flavor_and_the_operators_grants(tree) -> None:  # type: ignore[no-untyped-def]
+    settings = PlanSettings(untrusted_runtime_class="kata", kvm_resource=KVM, privileged_images=["router"])
     pods = {p["metadata"]["name"]: p for p in _by_kind(_plan(tree, settings), "Pod")}
     router, host = pods["r1"]["spec"], pods["h1"]["spec"]
     assert router["containers"][0]["securityContext"] == {"privileged": True}
-    assert router["containers"][0]["resources"]["limits"]["devices.kubevirt.io/kvm"] == "1"
+    assert router["containers"][0]["resources"]["limits"][KVM] == "1"
     assert "runtimeClassName" not in router
     assert host["runtimeClassName"] == "kata"
-    assert host["containers"][0]["securityContext"]["capabilities"] == {"add": ["NET_ADMIN"]}
-    assert "privileged" not in host["containers"][0]["securityContext"]
+    assert host["containers"][0]["securityContext"] == UNPRIVILEGED
+    assert KVM not in host["containers"][0]["resources"]["limits"]
+
+
+@pytest.mark.parametrize("privileged_images", [None, [], ["linux"]])
+def test_a_trusted_vm_the_operator_does_not_list_runs_unprivileged(tree, privileged_images) -> None:  # type: ignore[no-untyped-def]
+    """The metafile's flavor: trusted asks; only SYRINGE_PLAN__PRIVILEGED_IMAGES grants."""
+    settings = PlanSettings(privileged_images=privileged_images)
+    pods = {p["metadata"]["name"]: p for p in _by_kind(_plan(tree, settings), "Pod")}
+    assert pods["r1"]["spec"]["containers"][0]["securityContext"] == UNPRIVILEGED
+
+
+def test_listing_an_image_never_makes_a_container_or_an_untrusted_vm_privileged(tree) -> None:  # type: ignore[no-untyped-def]
+    image = tree.images["router"]
+    tree.images["router"] = image.model_copy(update={"flavor": "untrusted"})
+    settings = PlanSettings(privileged_images=["router", "linux"])
+    pods = {p["metadata"]["name"]: p for p in _by_kind(_plan(tree, settings), "Pod")}
+    assert pods["r1"]["spec"]["containers"][0]["securityContext"] == UNPRIVILEGED
+    assert pods["h1"]["spec"]["containers"][0]["securityContext"] == UNPRIVILEGED
+
+
+@pytest.mark.parametrize(("kvm_images", "gets_kvm"), [(None, True), (["router"], True), ([], False), (["x"], False)])
+def test_kvm_goes_to_the_vm_images_the_operator_lists(tree, kvm_images, gets_kvm) -> None:  # type: ignore[no-untyped-def]
+    settings = PlanSettings(kvm_resource=KVM, kvm_images=kvm_images)
+    pods = {p["metadata"]["name"]: p for p in _by_kind(_plan(tree, settings), "Pod")}
+    resources = pods["r1"]["spec"]["containers"][0]["resources"]
+    assert (KVM in resources["limits"] and KVM in resources["requests"]) is gets_kvm
+    assert KVM not in pods["h1"]["spec"]["containers"][0]["resources"]["limits"]
+    without = {p["metadata"]["name"]: p for p in _by_kind(_plan(tree, PlanSettings(kvm_images=["router"])), "Pod")}
+    assert KVM not in without["r1"]["spec"]["containers"][0]["resources"]["limits"]
 
 
 def test_vm_pods_request_guest_memory_plus_overhead(tree) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,10 @@
 """What each endpoint of a plan becomes on this machine: which image boots, how, with which devices.
 
 Every check that can refuse an endpoint runs here, before any VM starts: the image's local: section, the
-files it names and whether QEMU may read them, the machine's memory, the interface count.
+files it names (each a regular file inside the image's directory or one the operator lists, a disk's whole
+backing chain included: disks.py) and whether QEMU may read them, the machine's memory, the interface count.
+Each VM gets a directory of its own, which only the user QEMU runs as may enter: its overlay, its identity
+(with the login's password), its console and its control socket are there.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from syringe.qemu.command import (
     mac_address,
     qemu_command,
 )
+from syringe.runtime.local.disks import ImageFileRefused, allowed_directories, confined_file, disk_chain
 from syringe.runtime.local.host import free_port, vm_name
+from syringe.runtime.local.state import VMS, Account, vm_directory
 from syringe.runtime.local.tinylinux import TinyLinux, build_tiny_linux
 from syringe.runtime.local.warm import IDENTITY, Shape, Templates, identity_file, template_mac
 from syringe.settings import LocalSettings
@@ -68,7 +73,7 @@ class Machines:
         settings: LocalSettings,
         state_dir: Path,
         accel: Literal["kvm", "tcg"],
-        run_as: str | None,
+        run_as: Account | None,
     ) -> None:
         self.curriculum_root = curriculum_root
         self.images = dict(images)
@@ -136,16 +141,30 @@ class Machines:
         if self.run_as is None:
             return None
         resolved = path.resolve()
+        user = self.run_as.name
         for parent in reversed(resolved.parents):
             if not parent.stat().st_mode & stat.S_IXOTH:
-                return f"{resolved} is not readable by {self.run_as}, whom QEMU runs as: {parent} is closed to others"
+                return f"{resolved} is not readable by {user}, whom QEMU runs as: {parent} is closed to others"
         if not resolved.stat().st_mode & stat.S_IROTH:
-            return f"{resolved} is not readable by {self.run_as}, whom QEMU runs as (chmod o+r)"
+            return f"{resolved} is not readable by {user}, whom QEMU runs as (chmod o+r)"
         return None
+
+    def _image_dir(self, slug: str) -> Path:
+        return self.curriculum_root / "images" / slug
 
     def _image_path(self, slug: str, path: str) -> Path:
         candidate = Path(path)
-        return candidate if candidate.is_absolute() else self.curriculum_root / "images" / slug / candidate
+        return candidate if candidate.is_absolute() else self._image_dir(slug) / candidate
+
+    def _confined(self, slug: str, paths: list[Path], disk: bool) -> list[Path]:
+        """The real paths of an image's files (a disk: and of its backing chain), each checked; then whether
+        QEMU may read them. Raises ImageFileRefused."""
+        allowed = allowed_directories(self._image_dir(slug), self.settings.image_dirs)
+        real = disk_chain(paths[0], allowed) if disk else [confined_file(path, allowed) for path in paths]
+        for path in real:
+            if (why := self._unreadable(path)) is not None:
+                raise ImageFileRefused(why)
+        return real
 
     async def boot_for(self, endpoint: str, plan: Plan) -> tuple[KernelBoot | DiskBoot, Image]:
         slug = plan.endpoint_images.get(endpoint, "")
@@ -162,19 +181,18 @@ class Machines:
             tiny = await self.tiny_linux()
             return KernelBoot(str(tiny.kernel), str(tiny.initrd)), image
         if local.kind == "kernel":
-            kernel, initrd = self._image_path(slug, local.kernel), self._image_path(slug, local.initrd)
-            for path in (kernel, initrd):
-                if not path.is_file():
-                    raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: {path} does not exist")
-                if (why := self._unreadable(path)) is not None:
-                    raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: {why}")
+            files = [self._image_path(slug, local.kernel), self._image_path(slug, local.initrd)]
+            try:
+                kernel, initrd = await asyncio.to_thread(self._confined, slug, files, False)
+            except ImageFileRefused as exc:
+                raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: {exc}") from None
             return KernelBoot(str(kernel), str(initrd), local.append), image
-        disk = self._image_path(slug, local.disk)
-        if not disk.is_file():
-            raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: disk image {disk} does not exist")
-        if (why := self._unreadable(disk)) is not None:
-            raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: {why}")
-        return DiskBoot(str(disk)), image
+        try:
+            chain = await asyncio.to_thread(self._confined, slug, [self._image_path(slug, local.disk)], True)
+        except ImageFileRefused as exc:
+            raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug}: disk image {exc}") from None
+        # The overlay names the disk by its real path: QEMU then opens exactly the file checked here.
+        return DiskBoot(str(chain[0])), image
 
     def specs(
         self,
@@ -212,8 +230,10 @@ class Machines:
                     boot.initrd,
                     guest_parameters(name, tuple(nics), image.ssh_user, image.ssh_password, image.enable_forwarding),
                 )
-            elif isinstance(boot, DiskBoot):
-                boot = DiskBoot(self._overlay(directory, name, Path(boot.disk)))
+            vm_dir = directory / VMS / name
+            vm_directory(vm_dir, self.run_as)
+            if isinstance(boot, DiskBoot):
+                boot = DiskBoot(self._overlay(vm_dir, name, Path(boot.disk)))
             spec = VmSpec(
                 name=vm_name(plan.namespace, name),
                 memory_mib=memory,
@@ -223,7 +243,7 @@ class Machines:
                 forwards=forwards,
                 nics=tuple(nics),
                 share=Share(str(directory / SHARE), "lesson"),
-                console=str(directory / f"{name}.console"),
+                console=str(vm_dir / "console"),
             )
             try:
                 qemu_command(spec)
@@ -232,11 +252,11 @@ class Machines:
             warm = None
             if name in states:
                 with contextlib.suppress(WarmBootFailed):
-                    warm = self._warm_spec(spec, image, name, states[name], directory)
+                    warm = self._warm_spec(spec, image, name, states[name], vm_dir)
             specs[name] = (warm, tiny, spec) if warm is not None else (spec, tiny, None)
         return specs
 
-    def _warm_spec(self, cold: VmSpec, image: Image, name: str, state: Path, directory: Path) -> VmSpec:
+    def _warm_spec(self, cold: VmSpec, image: Image, name: str, state: Path, vm_dir: Path) -> VmSpec:
         """The cold VM's restore from a template: the template's devices and MACs, this endpoint's links,
         forwards and share, and its identity (the cold boot's kernel parameters) in an fw_cfg file."""
         assert self._templates is not None
@@ -244,11 +264,10 @@ class Machines:
             replace(nic, mac=template_mac(position), final_mac=nic.mac)
             for position, nic in enumerate(cold.nics, start=1)
         )
-        identity = directory / f"{name}.identity"
-        identity_file(
-            identity, guest_parameters(name, nics, image.ssh_user, image.ssh_password, image.enable_forwarding)
-        )
-        template = self._templates.spec(self._tiny_shape(image, len(nics)), cold.name, directory)
+        identity = vm_dir / "identity"
+        parameters = guest_parameters(name, nics, image.ssh_user, image.ssh_password, image.enable_forwarding)
+        identity_file(identity, parameters, self.run_as)
+        template = self._templates.spec(self._tiny_shape(image, len(nics)), cold.name, vm_dir)
         return replace(
             template,
             forwards=cold.forwards,
@@ -256,20 +275,26 @@ class Machines:
             share=cold.share,
             console=cold.console,
             fw_cfg={IDENTITY: str(identity)},
-            qmp=str(directory / f"{name}.qmp"),
+            qmp=str(vm_dir / "qmp.sock"),
             incoming=f"exec:cat {state}",
         )
 
-    def _overlay(self, directory: Path, endpoint: str, base: Path) -> str:
-        """A qcow2 overlay on the image's disk: the VM writes there, and a new live lesson starts clean."""
-        overlay = directory / f"{endpoint}.qcow2"
+    def _overlay(self, vm_dir: Path, endpoint: str, base: Path) -> str:
+        """A qcow2 overlay on the image's disk: the VM writes there, and a new live lesson starts clean. Made
+        by QEMU's user, in its own directory, 0600: qemu-img reads the backing chain with no more rights
+        than QEMU will have."""
+        overlay = vm_dir / "disk.qcow2"
+        user = self.run_as
         done = subprocess.run(
-            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base.resolve()), str(overlay)],
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base), str(overlay)],
             capture_output=True,
             text=True,
             check=False,
+            umask=0o077,
+            user=user.uid if user else None,
+            group=user.gid if user else None,
+            extra_groups=[] if user else None,
         )
         if done.returncode != 0:
             raise QemuSpecError(f"endpoint {endpoint}: overlay on {base}: {done.stderr.strip()}")
-        overlay.chmod(0o666)  # QEMU may run as nobody
         return str(overlay)

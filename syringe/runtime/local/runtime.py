@@ -38,6 +38,8 @@ from syringe.runtime.fanout import EventFanout
 from syringe.runtime.local.host import end_leftovers, free_port
 from syringe.runtime.local.jobs import JobOutcome, run_job, selector_matches
 from syringe.runtime.local.machines import SHARE, Machines
+from syringe.runtime.local.sandbox import Sandbox, find_sandbox
+from syringe.runtime.local.state import JOBS, Account, lesson_directory, make_state_dir, write_share
 from syringe.runtime.local.warm import resume_restored
 from syringe.settings import LocalSettings
 
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 LOCAL_ADDRESS = "127.0.0.1"
 START_ATTEMPTS = 3  # a forwarded port taken between choosing it and QEMU binding it: choose again
+UNPRIVILEGED_USER = "nobody"  # whom QEMU and lesson code run as when Syringe is root
 
 
 @dataclass
@@ -85,19 +88,6 @@ class LocalLesson:
         return {name: endpoint.reach for name, endpoint in self.endpoints.items()}
 
 
-def _write_share(directory: Path, files: Mapping[str, bytes]) -> None:
-    """The lesson's files, readable by anyone: QEMU may run as nobody."""
-    directory.mkdir(parents=True, mode=0o755)
-    for relative, content in files.items():
-        target = directory / relative
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        target.write_bytes(content)
-        target.chmod(0o644)
-    for path in [directory, *directory.rglob("*")]:
-        if path.is_dir():
-            path.chmod(0o755)
-
-
 class LocalRuntime:
     """Where live lessons run when there is no cluster. Implements syringe.runtime.base.Runtime."""
 
@@ -105,12 +95,21 @@ class LocalRuntime:
         self.images = dict(images)
         self.instance = instance
         self.settings = settings
+        # The default is predictable, in /tmp: start() makes both levels Syringe's own, whatever it finds.
+        self.default_base = None if settings.state_dir else Path(f"/tmp/syringe-local-{os.geteuid()}")
         self.state_dir = settings.state_dir or Path(f"/tmp/syringe-local-{os.geteuid()}") / instance
         self.accel = choose_accel(settings.accel)
-        self.run_as = "nobody" if os.geteuid() == 0 else None
+        # As root, neither QEMU nor lesson code runs as root: both run as this user.
+        self.run_as = Account.named(UNPRIVILEGED_USER) if os.geteuid() == 0 else None
+        self.sandbox: Sandbox | None = None
+        self.sandbox_problem = "the sandbox for lesson code is found when the runtime starts"
         self.lessons: dict[str, LocalLesson] = {}
         self._events = EventFanout()
         self.machines = Machines(curriculum_root, images, settings, self.state_dir, self.accel, self.run_as)
+
+    @property
+    def _qemu_user(self) -> str | None:
+        return self.run_as.name if self.run_as is not None else None
 
     # ------------------------------------------------------------------ protocol: start and stop
     async def check(self) -> list[str]:
@@ -127,14 +126,20 @@ class LocalRuntime:
         ended = await asyncio.to_thread(end_leftovers, self.instance)
         if ended:
             log.warning("ended %d VM(s) left over from an earlier run: pids %s", len(ended), ended)
-        await asyncio.to_thread(shutil.rmtree, self.state_dir, True)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.state_dir.chmod(0o755)
-        for parent in self.state_dir.parents:
-            if parent == Path("/tmp"):
-                break
-            with contextlib.suppress(OSError):
-                parent.chmod(0o755)
+        try:
+            await asyncio.to_thread(make_state_dir, self.state_dir, self.default_base, self.run_as)
+        except OSError as exc:
+            raise RuntimeUnavailable(f"the local runtime's state directory: {exc}") from exc
+        found = await asyncio.to_thread(find_sandbox, self._qemu_user)
+        if isinstance(found, Sandbox):
+            self.sandbox = found
+            log.info("lesson code runs in a bubblewrap sandbox, as %s", found.user)
+        else:
+            self.sandbox_problem = found
+            if self.settings.trust_lesson_code:
+                log.warning("lesson code runs with no sandbox, as uid %d, as trusted: %s", os.geteuid(), found)
+            else:
+                log.warning("lesson code will not run (configuration scripts, checks): %s", found)
         if any(image.local is not None and image.local.kind == "tiny-linux" for image in self.images.values()):
             try:
                 await self.machines.tiny_linux()
@@ -170,11 +175,12 @@ class LocalRuntime:
             secret=dict(secret.get("stringData", {})),
         )
         files = unpack_files(plan.objects, plan.volume_sources)
-        await asyncio.to_thread(shutil.rmtree, directory, True)
-        await asyncio.to_thread(_write_share, lesson.lesson_dir, files)
-        if self.run_as is not None:
-            # QEMU, as this user, makes its control socket here.
-            await asyncio.to_thread(shutil.chown, directory, self.run_as)
+        try:
+            await asyncio.to_thread(lesson_directory, directory, self.run_as)
+            await asyncio.to_thread(write_share, lesson.lesson_dir, files)
+        except OSError as exc:
+            await asyncio.to_thread(shutil.rmtree, directory, True)
+            raise RuntimeUnavailable(f"the live lesson's directory {directory}: {exc}") from exc
         self.lessons[plan.namespace] = lesson
         states = await self.machines.warm_states(plan, boots)
         try:
@@ -187,7 +193,7 @@ class LocalRuntime:
             reach = Reach(LOCAL_ADDRESS, dict(spec.forwards))
             image = boots[name][1]
             ready_line = READY_LINE if tiny else (image.local.ready_line if image.local else "") or None
-            vm = VmProcess(spec, self.settings.qemu_binary, self.run_as)
+            vm = VmProcess(spec, self.settings.qemu_binary, self._qemu_user)
             endpoint = LocalEndpoint(name, vm, reach, tiny, ready_line, cold)
             lesson.endpoints[name] = endpoint
             self._observe(lesson, endpoint, "Pending", reason="Booting")
@@ -212,7 +218,7 @@ class LocalRuntime:
                 if endpoint.cold is not None:
                     log.warning("%s/%s: warm boot failed, booting cold: %s", lesson.namespace, endpoint.name, exc)
                     await endpoint.vm.stop()
-                    endpoint.vm = VmProcess(endpoint.cold, self.settings.qemu_binary, self.run_as)
+                    endpoint.vm = VmProcess(endpoint.cold, self.settings.qemu_binary, self._qemu_user)
                     endpoint.cold = None
                     continue
                 if "Could not set up host forwarding" in str(exc) and attempt + 1 < START_ATTEMPTS:
@@ -239,7 +245,7 @@ class LocalRuntime:
         forwards = {port: free_port() for port in old.forwards}
         spec = replace(old, forwards=forwards)
         endpoint.reach = Reach(LOCAL_ADDRESS, forwards)
-        return VmProcess(spec, self.settings.qemu_binary, self.run_as)
+        return VmProcess(spec, self.settings.qemu_binary, self._qemu_user)
 
     def _observe(
         self,
@@ -324,19 +330,32 @@ class LocalRuntime:
         def started(process: asyncio.subprocess.Process) -> None:
             entry.process = process
 
-        try:
-            outcome = await run_job(job, lesson.lesson_dir, lesson.secret, lesson.reach, started)
-        except asyncio.CancelledError:
-            if entry.process is not None and entry.process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    entry.process.kill()
-            raise
-        except OSError as exc:
-            outcome = JobOutcome(127, f"cannot run the Job: {exc}")
+        if self.sandbox is None and not self.settings.trust_lesson_code:
+            outcome = JobOutcome(126, self._refusal())
+        else:
+            try:
+                outcome = await run_job(
+                    job, lesson.lesson_dir, lesson.secret, lesson.reach, started, self.sandbox, lesson.directory / JOBS
+                )
+            except asyncio.CancelledError:
+                if entry.process is not None and entry.process.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        entry.process.kill()
+                raise
+            except OSError as exc:
+                outcome = JobOutcome(127, f"cannot run the Job: {exc}")
         failed = outcome.exit_code != 0
         phase = "Failed" if failed else "Succeeded"
         self._emit(JobPodObservation(lesson.namespace, name, phase, outcome.message or None))
         self._emit(JobObservation(lesson.namespace, name, succeeded=not failed, failed=failed))
+
+    def _refusal(self) -> str:
+        return (
+            f"lesson code (configuration scripts and checks) cannot run on this machine: {self.sandbox_problem}. "
+            "Install bubblewrap (scripts/setup.sh does) where user namespaces are allowed, or, only for a "
+            "curriculum you trust, set SYRINGE_LOCAL__TRUST_LESSON_CODE=true to run it unconfined as "
+            f"uid {os.geteuid()}"
+        )
 
     async def delete_jobs(self, namespace: str, label_selector: str) -> None:
         lesson = self.lessons.get(namespace)

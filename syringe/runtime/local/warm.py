@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from syringe.errors import QemuSpecError, VmFailed, WarmBootFailed
 from syringe.qemu.command import TINY_KERNEL_PARAMETERS, DataNic, KernelBoot, Share, UdpLink, VmSpec, mac_address
 from syringe.qemu.process import VmProcess
 from syringe.runtime.local.host import free_port
+from syringe.runtime.local.state import Account, fresh_directory, own_directory, private_file
 from syringe.runtime.local.tinylinux import TinyLinux
 
 log = logging.getLogger(__name__)
@@ -48,13 +50,13 @@ def template_mac(index: int) -> str:
     return mac_address(TEMPLATE_SEED, index)
 
 
-def identity_file(path: Path, parameters: str) -> None:
-    """Write a guest identity padded to the template's size; raises WarmBootFailed when it cannot fit."""
+def identity_file(path: Path, parameters: str, owner: Account | None) -> None:
+    """Write a guest identity padded to the template's size, readable only by ``owner`` (QEMU's user): it
+    holds the login's password. Raises WarmBootFailed when it cannot fit."""
     data = parameters.encode()
     if len(data) >= IDENTITY_BYTES:
         raise WarmBootFailed(f"identity of {len(data)} bytes does not fit in {IDENTITY_BYTES}")
-    path.write_bytes(data + b" " * (IDENTITY_BYTES - len(data)))
-    path.chmod(0o644)
+    private_file(path, data + b" " * (IDENTITY_BYTES - len(data)), owner)
 
 
 class Qmp:
@@ -118,8 +120,8 @@ async def resume_restored(qmp_path: str, timeout: float, alive: Callable[[], boo
 class Templates:
     """Saved tiny-VM states, one per shape, made on first use and reused until Syringe stops."""
 
-    def __init__(self, directory: Path, tiny: TinyLinux, binary: str, user: str | None, accel: str) -> None:
-        self.directory = directory
+    def __init__(self, directory: Path, tiny: TinyLinux, binary: str, user: Account | None, accel: str) -> None:
+        self.directory = directory  # Syringe's, open to QEMU's user for passing through
         self.tiny = tiny
         self.binary = binary
         self.user = user
@@ -163,17 +165,20 @@ class Templates:
                     raise WarmBootFailed(str(exc)) from exc
             return self._states[shape]
 
-    @staticmethod
-    def _prepare(workdir: Path) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        workdir.chmod(0o777)  # QEMU (as nobody) writes the state here
-        identity_file(workdir / "identity", "template")
+    def _prepare(self, workdir: Path) -> None:
+        """The template's own directory, QEMU's user's alone: QEMU writes the saved state there, and only
+        QEMUs (as that user) that restore it read it."""
+        own_directory(self.directory, self.user)
+        fresh_directory(workdir)
+        if self.user is not None:
+            os.chown(workdir, self.user.uid, self.user.gid)
+        identity_file(workdir / "identity", "template", self.user)
 
     async def _make(self, shape: Shape, timeout: float) -> Path:
         workdir = self.directory / f"nics{shape.nics}-mem{shape.memory_mib}"
         await asyncio.to_thread(self._prepare, workdir)
         spec = self.spec(shape, f"syringe-template.nics{shape.nics}", workdir)
-        vm = VmProcess(spec, self.binary, self.user)
+        vm = VmProcess(spec, self.binary, self.user.name if self.user else None)
         await vm.start()
         try:
             await vm.wait_ready(timeout, TEMPLATE_LINE)
@@ -195,7 +200,7 @@ class Templates:
         finally:
             await vm.stop()
         state = workdir / "state"
-        partial.replace(state)
-        state.chmod(0o644)
+        # QEMU made it 0600 (its umask); no chmod here, which would follow a link QEMU's user put there.
+        await asyncio.to_thread(partial.replace, state)
         log.info("warm-boot template ready: %d data NICs, %d MiB", shape.nics, shape.memory_mib)
         return state
