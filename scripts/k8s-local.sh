@@ -12,11 +12,15 @@
 #
 # Usage:
 #   scripts/k8s-local.sh start [KUBECONFIG_OUT]   install (idempotent), build once (cached), start, wait
+#   scripts/k8s-local.sh start --with-node [KUBECONFIG_OUT]
+#                                                 the same, then a real node joins it (scripts/k8s-node.sh up)
 #   scripts/k8s-local.sh build                    install and build only
-#   scripts/k8s-local.sh stop                     stop every process this script started
+#   scripts/k8s-local.sh stop                     stop every process this script started (a node first)
 #   scripts/k8s-local.sh status
 #   scripts/k8s-local.sh reset                    stop, then forget the run dir and etcd data
 #   scripts/k8s-local.sh stop-apiserver           stop kube-apiserver alone (outage tests); start brings it back
+#
+# scripts/k8s-node.sh sources this file for its settings and build functions; sourced, it runs nothing.
 #
 # Environment (all optional):
 #   SYRINGE_K8S_CACHE  built binaries and source (default /var/cache/syringe-k8s, outside the checkout)
@@ -62,13 +66,16 @@ install_tools() {
   command -v openssl >/dev/null || need+=(openssl)
   command -v curl >/dev/null || need+=(curl)
   command -v kubectl >/dev/null || need+=(kubernetes-client)
-  if ! binaries_built; then
-    command -v go >/dev/null || need+=(golang-go)
-    command -v make >/dev/null || need+=(make)
-    command -v rsync >/dev/null || need+=(rsync)
-    [ -f /usr/share/gocode/src/github.com/modern-go/reflect2/go_above_118.go ] \
-      || need+=(golang-github-modern-go-reflect2-dev)
-  fi
+  apt_install "${need[@]}"
+}
+
+install_build_tools() {
+  local need=()
+  command -v go >/dev/null || need+=(golang-go)
+  command -v make >/dev/null || need+=(make)
+  command -v rsync >/dev/null || need+=(rsync)
+  [ -f /usr/share/gocode/src/github.com/modern-go/reflect2/go_above_118.go ] \
+    || need+=(golang-github-modern-go-reflect2-dev)
   apt_install "${need[@]}"
 }
 
@@ -97,22 +104,36 @@ fetch_source() { # -> prints the source dir
   echo "$src"
 }
 
+build_binaries() { # names under cmd/ (kube-apiserver, kubelet...): builds the missing ones into $BIN
+  local src targets=() s
+  for s in "$@"; do [ -x "$BIN/$s" ] || targets+=("cmd/$s"); done
+  [ "${#targets[@]}" -gt 0 ] || return 0
+  install_build_tools
+  mkdir -p "$CACHE"
+  # One build at a time in the shared source tree: a second caller waits, then finds its binaries built.
+  exec {lock}>"$CACHE/build.lock"
+  flock "$lock"
+  targets=()
+  for s in "$@"; do [ -x "$BIN/$s" ] || targets+=("cmd/$s"); done
+  if [ "${#targets[@]}" -gt 0 ]; then
+    src="$(fetch_source)"
+    say "building ${targets[*]} with $(go version | awk '{print $3}') (a cold build takes minutes)"
+    mkdir -p "$BIN" "$CACHE/home"
+    ( cd "$src"
+      unset GOPATH GO111MODULE GOFLAGS
+      export HOME="$CACHE/home" GOCACHE="$CACHE/gocache" CGO_ENABLED=0 GOLDFLAGS="-s -w" \
+             KUBE_GIT_VERSION="v$VERSION" KUBE_GIT_TREE_STATE=clean
+      make WHAT="${targets[*]}" >"$CACHE/build.log" 2>&1 ) || { tail -40 "$CACHE/build.log" >&2; die "build failed"; }
+    for s in "${targets[@]}"; do cp "$src/_output/local/bin/linux/amd64/$(basename "$s")" "$BIN/"; done
+    # The build's own output tree and Go cache are ~2 GB and no longer needed.
+    rm -rf "$src/_output" "$CACHE/gocache"
+  fi
+  exec {lock}>&-
+}
+
 build() {
   install_tools
-  binaries_built && return 0
-  local src targets=() s
-  src="$(fetch_source)"
-  for s in "${SERVERS[@]}"; do [ -x "$BIN/$s" ] || targets+=("cmd/$s"); done
-  say "building ${targets[*]} with $(go version | awk '{print $3}') (a cold build takes minutes)"
-  mkdir -p "$BIN" "$CACHE/home"
-  ( cd "$src"
-    unset GOPATH GO111MODULE GOFLAGS
-    export HOME="$CACHE/home" GOCACHE="$CACHE/gocache" CGO_ENABLED=0 GOLDFLAGS="-s -w" \
-           KUBE_GIT_VERSION="v$VERSION" KUBE_GIT_TREE_STATE=clean
-    make WHAT="${targets[*]}" >"$CACHE/build.log" 2>&1 ) || { tail -40 "$CACHE/build.log" >&2; die "build failed"; }
-  for s in "${targets[@]}"; do cp "$src/_output/local/bin/linux/amd64/$(basename "$s")" "$BIN/"; done
-  # The build's own output tree and Go cache are ~2 GB and no longer needed.
-  rm -rf "$src/_output" "$CACHE/gocache"
+  build_binaries "${SERVERS[@]}"
 }
 
 token() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
@@ -204,7 +225,8 @@ start() {
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
     --service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none \
     --authorization-mode=RBAC --allow-privileged=true --profiling=false \
-    --disable-admission-plugins=ServiceAccount
+    --disable-admission-plugins=ServiceAccount \
+    --kubelet-preferred-address-types=InternalIP
   wait_for kube-apiserver 90 api_get /readyz || { tail -30 "$LOGS/kube-apiserver.log" >&2; die "kube-apiserver did not start"; }
 
   # --use-service-account-credentials: without it namespaces never finish deleting under RBAC.
@@ -249,17 +271,37 @@ status() {
   done
 }
 
+# Sourced (scripts/k8s-node.sh does), this file only defines the settings and functions above.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
+
+# A node (scripts/k8s-node.sh) keeps its state in $RUN_DIR/node. It goes down before the control plane,
+# because its pods are deleted through the API server and the kubelet.
+NODE="$(dirname "$0")/k8s-node.sh"
+node_down() { [ ! -d "$RUN_DIR/node" ] || "$NODE" down; }
+rc=0
+
 case "${1:-start}" in
-  start) shift || true; start "$@" ;;
+  start)
+    shift || true
+    args=() with_node=0
+    for a in "$@"; do if [ "$a" = --with-node ]; then with_node=1; else args+=("$a"); fi; done
+    if [ "$with_node" = 1 ]; then
+      kubeconfig="$(start "${args[@]}")"
+      "$NODE" up >&2
+      echo "$kubeconfig"
+    else
+      start "$@"
+    fi ;;
   build) build ;;
-  stop) stop ;;
-  status) status ;;
-  reset) stop; rm -rf "$RUN_DIR" "$ETCD_DATA"; say "reset" ;;
+  stop) node_down || rc=$?; stop ;;
+  status) status; [ ! -d "$RUN_DIR/node" ] || "$NODE" status ;;
+  reset) node_down || rc=$?; stop; rm -rf "$RUN_DIR" "$ETCD_DATA"; say "reset" ;;
   stop-apiserver)
     if is_running kube-apiserver; then
       pid="$(cat "$PIDS/kube-apiserver")"; kill "$pid"; rm -f "$PIDS/kube-apiserver"
       wait_for "apiserver exit" 10 bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
       say "kube-apiserver stopped"
     fi ;;
-  *) die "usage: $0 start [KUBECONFIG_OUT] | build | stop | status | reset | stop-apiserver" ;;
+  *) die "usage: $0 start [--with-node] [KUBECONFIG_OUT] | build | stop | status | reset | stop-apiserver" ;;
 esac
+exit "$rc"

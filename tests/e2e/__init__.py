@@ -1,0 +1,1 @@
+"""End-to-end tests on a real node: scripts/k8s-local.sh start --with-node."""
