@@ -75,6 +75,10 @@ class OriginTemplate:
         host = host_header.strip().lower()
         if re.search(r":\d+$", host) and not host.endswith("]"):
             host = host.rpartition(":")[0]
+        # The Host header is the caller's: the split below tries every end of every name, so only a host
+        # that can be one (a DNS name's length, the template's fixed start and end) gets that far.
+        if len(host) > MAX_HOST or not host.startswith(self._literals[0]) or not host.endswith(self._literals[-1]):
+            return []
         found: list[Addressed] = []
         for values in self._splits(host, 0, 0, {}):
             found.append(Addressed(values["livelesson"], values["endpoint"], values["presentation"]))
@@ -94,6 +98,9 @@ class OriginTemplate:
                 continue
             found += self._splits(host, end, index + 1, {**values, self._names[index]: value})
         return found
+
+
+MAX_HOST = 253  # a DNS name's longest
 
 
 @functools.lru_cache(maxsize=4)

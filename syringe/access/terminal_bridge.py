@@ -120,14 +120,21 @@ async def bridge(
         return "ended"
 
     tasks = {asyncio.create_task(from_browser()), asyncio.create_task(to_shell()), asyncio.create_task(to_browser())}
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    first = next(iter(done))
-    outcome = first.result() if not first.cancelled() else "ended"
-    status = await shell.exit_status() if outcome == "ended" else None
-    await shell.close()
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        first = next(iter(done))
+        outcome = first.result() if not first.cancelled() else "ended"
+        status = await shell.exit_status() if outcome == "ended" else None
+    finally:
+        # However the bridge ends (an error in a pump, or the handler cancelled), no pump outlives it and
+        # the SSH session to the endpoint is closed.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await shell.close()
     closes = {
         "idle": (CLOSE_IDLE, "closed after inactivity"),
         "ended": (CLOSE_NORMAL, f"session ended (exit status {status})"),

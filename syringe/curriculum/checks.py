@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
-from syringe.curriculum.confined import inspect_confined, relative_parts
+from syringe.curriculum.confined import inspect_confined, is_inside, relative_parts
 from syringe.curriculum.inventory import LessonInventory
 from syringe.curriculum.models import Image, config_file_names
 from syringe.curriculum.policy import CurriculumPolicy
@@ -25,11 +25,7 @@ LOCAL_FILES = ("disk", "kernel", "initrd")
 def _inside_one_of(path: str, directories: Sequence[Path]) -> Path | None:
     """The directory of ``directories`` that ``path`` really is inside (links resolved), or None."""
     real = os.path.realpath(path)
-    for directory in directories:
-        base = os.path.realpath(directory)
-        if real.startswith(base.rstrip("/") + "/"):
-            return directory
-    return None
+    return next((d for d in directories if is_inside(real, os.path.realpath(d))), None)
 
 
 def _absolute_local_problem(value: str, image_dirs: Sequence[Path]) -> str | None:

@@ -82,6 +82,12 @@ def _refused_component(rel: str, parts: tuple[str, ...], dir_fd: int, index: int
     return FileRefused(where, reason)
 
 
+def is_inside(real: str | os.PathLike[str], base: str | os.PathLike[str]) -> bool:
+    """Whether the resolved path ``real`` lies strictly below the resolved directory ``base``: the one
+    containment test for lesson files, local images and their backing files."""
+    return Path(real).is_relative_to(base) and Path(real) != Path(base)
+
+
 def _resolved_inside(fd: int, base_fd: int) -> bool:
     """Whether the opened file's resolved path is inside the opened base, as the kernel sees both. Where
     /proc is not mounted the answer is yes: the component-by-component no-follow walk already ensures it."""
@@ -90,7 +96,7 @@ def _resolved_inside(fd: int, base_fd: int) -> bool:
         target = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return True
-    return target.startswith(base.rstrip("/") + "/")
+    return is_inside(target, base)
 
 
 def _read_capped(fd: int, rel: str, max_bytes: int, cap: str) -> bytes:

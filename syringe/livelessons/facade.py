@@ -194,6 +194,8 @@ class LiveLessons:
     async def delete(self, livelesson_id: str, session: str | None = None, wait: bool = True) -> bool:
         """Delete a live lesson. Returns whether its namespace is already gone; otherwise it goes in the background."""
         ll = self.get(livelesson_id, session)
+        if ll.deleting and self.registry.by_namespace(ll.namespace) is ll:
+            return False  # already going: one removal per live lesson, however often it is asked for
         ll.deleting = True
         driving = self.core.drives.get(ll.id)
         if driving is not None:

@@ -23,6 +23,8 @@ async def set_stage(core: Core, ll: LiveLesson, stage: int) -> LiveLesson:
     if source is None or not 0 <= stage < len(source.lesson.stages):
         count = len(source.lesson.stages) if source else 0
         raise UnknownLesson(f"lesson '{ll.lesson}' has stages 0-{count - 1}, not {stage}")
+    if ll.deleting:
+        raise Busy(f"live lesson {ll.id} is being deleted")
     if ll.status is not Status.READY:
         raise Busy(f"live lesson {ll.id} is {ll.status.value}; the stage can change once it is READY")
     if stage == ll.stage:
@@ -70,7 +72,13 @@ async def verify(core: Core, ll: LiveLesson) -> LiveLesson:
     ll.verification = Verification(stage=ll.stage, job=job["metadata"]["name"])
     ll.jobs[ll.verification.job] = "running"
     core.registry.notify(ll)
-    await core.runtime.create([job])
+    try:
+        await core.runtime.create([job])
+    except Exception as exc:  # the checks did not start: say so, so that the learner can run them again
+        ll.jobs.pop(ll.verification.job, None)
+        ll.verification.status, ll.verification.error = "error", f"the checks could not start: {exc}"
+        core.registry.notify(ll)
+        raise
     return ll
 
 

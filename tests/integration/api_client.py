@@ -45,6 +45,24 @@ async def follow_over_http(client: httpx.AsyncClient, path: str, headers: dict[s
     return seen
 
 
+def get_scope(path: str, headers: dict[str, str]) -> dict[str, Any]:
+    """The ASGI scope of a GET from 127.0.0.1, for driving an app in process."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+    }
+
+
 async def follow_in_process(app: ASGIApp, path: str, headers: dict[str, str], until: Until) -> list[Any]:
     """The same, driving the ASGI app directly: httpx's ASGI transport waits for a response to end."""
     seen: list[Any] = []
@@ -67,20 +85,7 @@ async def follow_in_process(app: ASGIApp, path: str, headers: dict[str, str], un
                 if until(event[1]) or event[0] == "deleted":
                     done.set()
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 1),
-        "server": ("test", 80),
-    }
+    scope = get_scope(path, headers)
     task = asyncio.create_task(app(scope, receive, send))  # type: ignore[arg-type]
     try:
         await asyncio.wait_for(done.wait(), 90)

@@ -21,7 +21,7 @@ from syringe.learners import LearnerSession
 from syringe.learners.model import token_hash
 from syringe.runtime.kubernetes.sessions import session_secret
 from syringe.settings import Settings
-from tests.integration.api_client import follow_in_process, parse_sse
+from tests.integration.api_client import follow_in_process, get_scope, parse_sse
 from tests.integration.helpers import ServedSyringe, StandInProcess, failure_curriculum, syringe_env
 
 pytestmark = pytest.mark.integration
@@ -158,20 +158,7 @@ async def open_stream(app: FastAPI, path: str, headers: dict[str, str]) -> Async
             parsed, buffer = parse_sse(buffer + message.get("body", b"").decode())
             events.extend(parsed)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 1),
-        "server": ("test", 80),
-    }
+    scope = get_scope(path, headers)
     task = asyncio.create_task(app(scope, receive, send))  # type: ignore[arg-type]
     try:
         status = await asyncio.wait_for(started, 30)

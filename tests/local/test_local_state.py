@@ -77,8 +77,9 @@ def test_a_state_dir_that_is_a_link_is_replaced_and_never_followed(passable: Pat
     assert (victim / "keep").read_text() == "mine\n"
 
 
-@pytest.mark.skipif(not ROOT, reason="making a directory another user's needs root")
 def test_a_state_dir_another_user_made_is_replaced(passable: Path) -> None:
+    if not ROOT:
+        pytest.fail("making a directory another user's needs root (run the test command as root)", pytrace=False)
     state = passable / "state"
     state.mkdir()
     (state / "planted").write_text("a trap\n")

@@ -28,7 +28,12 @@ from tests.local.conftest import local_env, serve_locally
 from tests.local.test_local_faults import _image
 from tests.local.test_local_runtime import launch, wait_gone
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="lesson code changes user only when Syringe is root")
+
+@pytest.fixture(autouse=True)
+def _root() -> None:
+    """Lesson code changes user only when Syringe is root: these tests must run as root, never skip."""
+    if os.geteuid() != 0:
+        pytest.fail("the sandbox tests need root (run the test command as root)", pytrace=False)
 
 INSTANCE = f"ss{os.getpid() % 100000}"
 STATE = Path(f"/tmp/syringe-test-local/{INSTANCE}")

@@ -53,9 +53,10 @@ class StalledShell:
         self.changed = asyncio.Event()
 
     async def until(self, done: Callable[[], bool]) -> None:
-        while not done():
-            self.changed.clear()
-            await self.changed.wait()
+        async with asyncio.timeout(10):  # a regression fails the test instead of hanging it
+            while not done():
+                self.changed.clear()
+                await self.changed.wait()
 
     async def send(self, data: bytes) -> None:
         self.backlog += len(data)
@@ -128,6 +129,7 @@ async def test_typed_text_and_bytes_reach_the_shell_in_order() -> None:
     browser, shell = Browser(messages), StalledShell()
     running = asyncio.create_task(_bridge(browser, shell))
     await shell.until(lambda: shell.typed == b"ls -l\n")
+    assert shell.typed == b"ls -l\n"
     browser.messages.append({"type": "websocket.disconnect"})
     browser.more.set()
     await running

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from syringe.curriculum.confined import kind_problem
+from syringe.curriculum.confined import is_inside, kind_problem
 
 MAX_CHAIN = 16  # backing files below a disk; deeper chains are refused, loops with them
 QEMU_IMG_TIMEOUT = 30.0
@@ -62,7 +62,7 @@ def _open_confined(path: Path, allowed: Sequence[Path]) -> tuple[int, Path]:
         if (reason := kind_problem(os.fstat(fd).st_mode)) is not None:
             raise ImageFileRefused(f"{path} {reason}")
         real = Path(os.readlink(f"/proc/self/fd/{fd}"))  # as the kernel opened it: no race with a rename
-        if not any(real.is_relative_to(directory) for directory in allowed):
+        if not any(is_inside(real, directory) for directory in allowed):
             raise ImageFileRefused(
                 f"{path} is outside the image's directory and the directories SYRINGE_LOCAL__IMAGE_DIRS lists"
             )

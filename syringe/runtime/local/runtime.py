@@ -182,13 +182,16 @@ class LocalRuntime:
             await asyncio.to_thread(shutil.rmtree, directory, True)
             raise RuntimeUnavailable(f"the live lesson's directory {directory}: {exc}") from exc
         self.lessons[plan.namespace] = lesson
-        states = await self.machines.warm_states(plan, boots)
         try:
+            states = await self.machines.warm_states(plan, boots)
             # Off the event loop: overlays are made with qemu-img, identities written to files.
             specs = await asyncio.to_thread(self.machines.specs, plan, pods, boots, lesson.directory, states)
-        except QemuSpecError as exc:
+        except Exception as exc:
+            # Nothing half-made stays registered: a retry of the same plan must apply it for real.
             await self.delete(plan.namespace, 10)
-            raise EndpointCannotRunLocally(str(exc)) from exc
+            if isinstance(exc, QemuSpecError):
+                raise EndpointCannotRunLocally(str(exc)) from exc
+            raise
         for name, (spec, tiny, cold) in specs.items():
             reach = Reach(LOCAL_ADDRESS, dict(spec.forwards))
             image = boots[name][1]
