@@ -15,7 +15,12 @@ from syringe.cli import catalog, images, livelessons, pods
 BUILT_IN = (catalog, livelessons, pods, images)
 PLUGIN_GROUP = "syringe.commands"
 SETTINGS_MODELS = {
-    "Settings", "LifecycleSettings", "PlanSettings", "AccessSettings", "KubernetesSettings", "LocalSettings"
+    "Settings",
+    "LifecycleSettings",
+    "PlanSettings",
+    "AccessSettings",
+    "KubernetesSettings",
+    "LocalSettings",
 }
 
 

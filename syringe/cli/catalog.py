@@ -83,8 +83,6 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 def register(commands: Any) -> None:
     validate = commands.add_parser("validate", help="check a curriculum; exit 0 when it has no problems")
     validate.add_argument("path", nargs="?", default="lessons", help="curriculum directory (default: lessons)")

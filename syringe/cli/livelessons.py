@@ -197,7 +197,6 @@ def cmd_ls_or_down(args: argparse.Namespace) -> int:
     return run(args, _live_settings(args), None)
 
 
-
 def register(commands: Any) -> None:
     up = commands.add_parser("up", help="launch a live lesson and wait until it is ready (no web API needed)")
     up.add_argument("lesson", help="lesson slug")

@@ -52,8 +52,6 @@ def cmd_launch(args: argparse.Namespace) -> int:
     return launcher.main()
 
 
-
-
 def register(commands: Any) -> None:
     configure = commands.add_parser("configure", help="configure one endpoint for one stage (configuration Jobs)")
     configure.add_argument("--type", required=True, choices=["python", "ansible", "napalm", "netconf"])

@@ -101,7 +101,27 @@ class VirtualMachine(Model):
 
     memory: Quantity = Field(default="1Gi", description="Guest memory, a Kubernetes quantity such as 2Gi.")
     cpus: Annotated[int, Field(ge=1, le=64)] = 1
-    disk: NonEmpty = Field(description="The VM disk inside the wrapper image (or its URL).")
+    disk: str = Field(default="", description="The VM disk inside the wrapper image (or its URL).")
+    kernel: str = Field(
+        default="",
+        description="Instead of disk: a kernel inside the wrapper image, booted with initrd (Syringe's tiny VM is "
+        "/images/tiny-linux/vmlinuz in the project's wrapper image). The launcher gives the guest its hostname, "
+        "addresses and login on the kernel command line.",
+    )
+    initrd: str = Field(default="", description="With kernel: the initrd inside the wrapper image.")
+    append: str = Field(default="", description="With kernel: extra kernel command-line parameters.")
+
+    @model_validator(mode="after")
+    def _boots_one_way(self) -> VirtualMachine:
+        if self.disk and self.kernel:
+            raise ValueError("vm needs disk: or kernel: (with initrd:), not both")
+        if not self.disk and not self.kernel:
+            raise ValueError("vm needs disk: (a qcow2 image) or kernel: and initrd:")
+        if self.kernel and not self.initrd:
+            raise ValueError("vm kernel: needs initrd:")
+        if self.append and not self.kernel:
+            raise ValueError("vm append: is for kernel: boots")
+        return self
 
 
 class LocalRun(Model):

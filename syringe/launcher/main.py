@@ -45,8 +45,8 @@ HEALTH_FILE = "/run/syringe/health"
 ENVIRONMENT = (
     podenv.ENDPOINT, podenv.LESSON_DIR, podenv.VM_DISK, podenv.VM_KERNEL, podenv.VM_INITRD, podenv.VM_APPEND,
     podenv.VM_MEMORY_MIB, podenv.VM_CPUS, podenv.VM_INTERFACES, podenv.VM_PORTS, podenv.VM_ADDRESSES, podenv.VM_USER,
-    podenv.VM_PASSWORD, podenv.VM_ACCEL, podenv.VM_STATE_DIR, podenv.VM_HEALTH_FILE, podenv.VM_INTERFACE_TIMEOUT,
-    podenv.VM_BOOT_TIMEOUT,
+    podenv.VM_PASSWORD, podenv.VM_FORWARD, podenv.VM_ACCEL, podenv.VM_STATE_DIR, podenv.VM_HEALTH_FILE,
+    podenv.VM_INTERFACE_TIMEOUT, podenv.VM_BOOT_TIMEOUT,
 )  # fmt: skip
 ACCELERATORS: dict[str, Literal["auto", "kvm", "tcg"]] = {"auto": "auto", "kvm": "kvm", "tcg": "tcg"}
 
@@ -80,6 +80,7 @@ class LaunchConfig:
     addresses: tuple[str, ...] = ()  # kernel boots of Syringe's tiny VM: an address per data NIC
     user: str = ""
     password: str = ""
+    forward: bool = False  # kernel boots: the guest routes between its data NICs
     lesson_dir: str = "/antidote"
     state_dir: str = "/var/lib/syringe"
     health_file: str = HEALTH_FILE
@@ -115,6 +116,7 @@ class LaunchConfig:
             addresses=tuple(filter(None, env.get(podenv.VM_ADDRESSES, "").split(","))),
             user=env.get(podenv.VM_USER, ""),
             password=env.get(podenv.VM_PASSWORD, ""),
+            forward=env.get(podenv.VM_FORWARD, "") == "1",
             lesson_dir=env.get(podenv.LESSON_DIR, "/antidote"),
             state_dir=env.get(podenv.VM_STATE_DIR, "/var/lib/syringe"),
             health_file=env.get(podenv.VM_HEALTH_FILE, HEALTH_FILE),
@@ -141,7 +143,7 @@ def vm_spec(config: LaunchConfig, overlay: str) -> VmSpec:
     )
     boot: KernelBoot | DiskBoot
     if config.kernel:
-        parameters = guest_parameters(config.endpoint, nics, config.user or None, config.password)
+        parameters = guest_parameters(config.endpoint, nics, config.user or None, config.password, config.forward)
         boot = KernelBoot(config.kernel, config.initrd, f"{parameters} {config.append}".strip())
     else:
         boot = DiskBoot(overlay)

@@ -37,9 +37,7 @@ class Learners:
     asked only about a token that another replica may have issued a moment ago, and no more often than the
     lookup bucket allows (``limit_lookups``), however many different tokens callers invent."""
 
-    def __init__(
-        self, ttl_seconds: int, store: SessionStore | None, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, ttl_seconds: int, store: SessionStore | None, clock: Callable[[], datetime]) -> None:
         self.ttl = timedelta(seconds=ttl_seconds)
         self.store = store
         self.clock = clock

@@ -25,9 +25,7 @@ class Leadership:
         while True:
             was = self.is_leader
             try:
-                self.is_leader = (
-                    await self.shared.try_lead(self.identity, self.lease_seconds) if self.shared else True
-                )
+                self.is_leader = await self.shared.try_lead(self.identity, self.lease_seconds) if self.shared else True
             except Exception as exc:  # noqa: BLE001 - an unreachable API server means no leadership
                 log.warning("leader election: %s", exc)
                 self.is_leader = False

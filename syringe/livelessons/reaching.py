@@ -35,9 +35,7 @@ def probe_targets(
     return targets
 
 
-def target_for(
-    tree: CurriculumTree, ll: LiveLesson, endpoint: str, presentation: str, http_probe_path: str
-) -> Target:
+def target_for(tree: CurriculumTree, ll: LiveLesson, endpoint: str, presentation: str, http_probe_path: str) -> Target:
     """Where and with which credentials to reach one presentation of a live lesson's endpoint."""
     if endpoint not in ll.endpoints:
         raise NotFound(f"live lesson {ll.id} has no endpoint '{endpoint}'")

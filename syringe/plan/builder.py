@@ -13,7 +13,7 @@ from typing import Any
 
 from syringe.curriculum.models import Image, Lesson
 from syringe.plan import labels
-from syringe.plan.addressing import Link, plan_links
+from syringe.plan.addressing import Link, attachments_by_endpoint, plan_links
 from syringe.plan.credentials import credentials_secret
 from syringe.plan.identity import LiveLessonIdentity
 from syringe.plan.isolation import lesson_namespace, namespace_name, network_policy, quota_and_limits, role_binding
@@ -79,7 +79,9 @@ def build_plan(
     config_maps, volume_sources = lesson_volume(lesson, wiring, files, namespace, common)
 
     requests = [pod_resources(images.get(e.image), settings) for e in lesson.endpoints]
-    networks = pod_networks(links)
+    guests = {e.name for e in lesson.endpoints if (image := images.get(e.image)) is not None and image.kind == "vm"}
+    networks = pod_networks(links, guests)
+    attached = attachments_by_endpoint(links)
     pods = [
         endpoint_pod(
             namespace,
@@ -91,6 +93,7 @@ def build_plan(
             resources,
             settings,
             who.id,
+            [side.address for _, side in attached.get(endpoint.name, [])],
         )
         for endpoint, resources in zip(lesson.endpoints, requests, strict=True)
     ]

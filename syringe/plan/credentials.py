@@ -10,6 +10,11 @@ from syringe.plan.objects import K8sObject, metadata
 CREDENTIALS_SECRET = "lesson-credentials"
 
 
+def login_password_key(endpoint: str) -> str:
+    """The key of the learner's password for a VM that the wrapper's launcher gives its login (kernel boots)."""
+    return f"{endpoint}.login-password"
+
+
 def credentials_secret(
     lesson: Lesson, images: Mapping[str, Image], namespace: str, common: Mapping[str, str]
 ) -> K8sObject:
@@ -22,6 +27,8 @@ def credentials_secret(
             continue
         data[f"{endpoint.name}.username"] = image.config_user or image.ssh_user
         data[f"{endpoint.name}.password"] = image.config_password or image.ssh_password
+        if image.vm is not None and image.vm.kernel and image.ssh_user:
+            data[login_password_key(endpoint.name)] = image.ssh_password
     return {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -3,9 +3,8 @@ and the Multus network list each endpoint pod asks for."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from hashlib import sha1
 from typing import Any
 
@@ -28,13 +27,13 @@ def nad_name(link: Link) -> str:
 
 
 def network_attachment(namespace: str, common: Mapping[str, str], link: Link) -> K8sObject:
-    """The NetworkAttachmentDefinition of one connection: a bridge, addresses from the link's subnet."""
+    """The NetworkAttachmentDefinition of one connection: a node-local bridge, with static IPAM.
+
+    Each pod's network selection carries its planned address in ``ips`` (Multus hands it to the plugin as
+    runtimeConfig, which the ``ips`` capability asks for), so a container endpoint is addressed as its pod
+    starts, with no login afterwards. A VM's selection has no ``ips``: the address belongs to the guest,
+    which the wrapper's launcher gives it, and the pod's interface only carries frames to and from it."""
     name = nad_name(link)
-    ipam: dict[str, Any] = {"type": "host-local", "subnet": link.subnet}
-    # Keep the two addresses the plan hands out (first and second host) out of host-local's range.
-    network = ipaddress.ip_network(link.subnet)
-    if network.num_addresses > 4:
-        ipam["rangeStart"] = str(network[3])
     config = {
         "cniVersion": "0.3.1",
         "name": name,
@@ -42,7 +41,8 @@ def network_attachment(namespace: str, common: Mapping[str, str], link: Link) ->
         "bridge": bridge_name(namespace, link.index),
         "isGateway": False,
         "ipMasq": False,
-        "ipam": ipam,
+        "capabilities": {"ips": True},
+        "ipam": {"type": "static"},
     }
     return {
         "apiVersion": NAD_API_VERSION,
@@ -52,9 +52,14 @@ def network_attachment(namespace: str, common: Mapping[str, str], link: Link) ->
     }
 
 
-def pod_networks(links: list[Link]) -> dict[str, list[dict[str, str]]]:
-    """For each endpoint with connections, the networks its pod's Multus annotation lists, in link order."""
+def pod_networks(links: list[Link], guests: Set[str] = frozenset()) -> dict[str, list[dict[str, Any]]]:
+    """For each endpoint with connections, the networks its pod's Multus annotation lists, in link order:
+    each with the interface name and, except for the VM endpoints in ``guests``, the planned address."""
     return {
-        endpoint: [{"name": nad_name(link), "interface": side.interface} for link, side in attached]
+        endpoint: [
+            {"name": nad_name(link), "interface": side.interface}
+            | ({} if endpoint in guests else {"ips": [side.address]})
+            for link, side in attached
+        ]
         for endpoint, attached in attachments_by_endpoint(links).items()
     }

@@ -22,6 +22,7 @@ __all__ = [
     "VM_BOOT_TIMEOUT",
     "VM_CPUS",
     "VM_DISK",
+    "VM_FORWARD",
     "VM_HEALTH_FILE",
     "VM_INITRD",
     "VM_INTERFACES",
@@ -47,13 +48,18 @@ VM_DISK = "SYRINGE_VM_DISK"  # the qcow2 image inside the wrapper image
 VM_INTERFACES = "SYRINGE_VM_INTERFACES"  # how many data interfaces (eth1..N) the launcher waits for
 VM_PORTS = "SYRINGE_VM_PORTS"  # ports to forward besides the launcher's defaults (format_vm_ports)
 
-# Read by the launcher, never set by the plan: the wrapper image, an operator or the launcher's tests set them.
-VM_KERNEL = "SYRINGE_VM_KERNEL"  # a kernel boot (with VM_INITRD, VM_APPEND) instead of VM_DISK
+# A kernel boot (the image's vm.kernel, vm.initrd, vm.append) instead of VM_DISK. The guest takes its identity
+# from the kernel command line, as Syringe's tiny VM does: the hostname (ENDPOINT), an address per data NIC,
+# the learner's login (VM_PASSWORD comes from the lesson's credentials Secret) and routing between its NICs.
+VM_KERNEL = "SYRINGE_VM_KERNEL"
 VM_INITRD = "SYRINGE_VM_INITRD"
 VM_APPEND = "SYRINGE_VM_APPEND"
-VM_ADDRESSES = "SYRINGE_VM_ADDRESSES"  # kernel boots of the tiny VM: an address per data NIC, comma-separated
+VM_ADDRESSES = "SYRINGE_VM_ADDRESSES"  # an address per data NIC, in order, comma-separated
 VM_USER = "SYRINGE_VM_USER"
 VM_PASSWORD = "SYRINGE_VM_PASSWORD"
+VM_FORWARD = "SYRINGE_VM_FORWARD"  # "1": the guest routes between its data NICs (the image's enableForwarding)
+
+# Read by the launcher, never set by the plan: the wrapper image, an operator or the launcher's tests set them.
 VM_ACCEL = "SYRINGE_VM_ACCEL"
 VM_STATE_DIR = "SYRINGE_VM_STATE_DIR"
 VM_HEALTH_FILE = "SYRINGE_VM_HEALTH_FILE"

@@ -7,8 +7,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from syringe.curriculum.models import Endpoint, Image
+from syringe.curriculum.models import Endpoint, Image, VirtualMachine
 from syringe.plan import labels, podenv
+from syringe.plan.credentials import CREDENTIALS_SECRET, login_password_key
 from syringe.plan.objects import K8sObject, metadata
 from syringe.plan.quantity import format_mebibytes, format_millicores, mebibytes, millicores
 from syringe.plan.settings import PlanSettings
@@ -81,18 +82,46 @@ def _security(image: Image | None, settings: PlanSettings) -> tuple[dict[str, An
     return context, pod
 
 
+def _vm_boot(vm: VirtualMachine, image: Image, endpoint: str, addresses: list[str]) -> list[dict[str, Any]]:
+    """How the wrapper boots the VM: its disk; or a kernel, given its identity on the command line (hostname,
+    an address per data NIC, the learner's login from the credentials Secret, routing between its NICs)."""
+    if vm.disk:
+        return [{"name": podenv.VM_DISK, "value": vm.disk}]
+    env: list[dict[str, Any]] = [
+        {"name": podenv.VM_KERNEL, "value": vm.kernel},
+        {"name": podenv.VM_INITRD, "value": vm.initrd},
+        {"name": podenv.VM_ADDRESSES, "value": ",".join(addresses)},
+    ]
+    if vm.append:
+        env.append({"name": podenv.VM_APPEND, "value": vm.append})
+    if image.ssh_user:
+        env += [
+            {"name": podenv.VM_USER, "value": image.ssh_user},
+            {
+                "name": podenv.VM_PASSWORD,
+                "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": login_password_key(endpoint)}},
+            },
+        ]
+    if image.enable_forwarding:
+        env.append({"name": podenv.VM_FORWARD, "value": "1"})
+    return env
+
+
 def endpoint_pod(
     namespace: str,
     common: Mapping[str, str],
     endpoint: Endpoint,
     image: Image | None,
-    networks: list[dict[str, str]],
+    networks: list[dict[str, Any]],
     volume_sources: list[dict[str, Any]],
     resources: tuple[int, int],
     settings: PlanSettings,
     livelesson: str,
+    addresses: list[str] | None = None,
 ) -> K8sObject:
-    """The Pod of ``endpoint``: attached to ``networks``, the lesson files mounted, ``resources`` requested."""
+    """The Pod of ``endpoint``: attached to ``networks`` (``addresses`` are its planned addresses on them, in
+    the same order), the lesson files mounted, ``resources`` requested."""
+    addresses = addresses or []
     cpu, memory = resources
     limits: dict[str, str] = {"cpu": format_millicores(cpu * 2), "memory": format_mebibytes(memory * 2)}
     requests: dict[str, str] = {"cpu": format_millicores(cpu), "memory": format_mebibytes(memory)}
@@ -108,10 +137,10 @@ def endpoint_pod(
         env += [
             {"name": podenv.VM_MEMORY_MIB, "value": str(mebibytes(image.vm.memory))},
             {"name": podenv.VM_CPUS, "value": str(image.vm.cpus)},
-            {"name": podenv.VM_DISK, "value": image.vm.disk},
             # The wrapper's launcher waits for this many data interfaces (eth1..N) before it boots the VM.
             {"name": podenv.VM_INTERFACES, "value": str(len(networks))},
         ]
+        env += _vm_boot(image.vm, image, endpoint.name, addresses)
         if endpoint.additional_ports:
             env.append({"name": podenv.VM_PORTS, "value": podenv.format_vm_ports(endpoint.additional_ports)})
     security, pod_extra = _security(image, settings)

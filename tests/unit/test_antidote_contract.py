@@ -152,7 +152,7 @@ async def test_catalog_paths_keys_and_zero_values(client: httpx.AsyncClient, pre
     lessons = (await client.get(f"{prefix}/exp/lesson")).json()
     assert list(lessons) == ["lessons"]
     assert [lesson["Slug"] for lesson in lessons["lessons"]] == [
-        "linux-basics", "netconf-basics", "rest-api-basics", "routing-triangle", "two-hosts"
+        "linux-basics", "netconf-basics", "rest-api-basics", "routing-triangle", "static-routing", "two-hosts"
     ]  # fmt: skip
     fundamentals = (await client.get(f"{prefix}/exp/lesson?Category=fundamentals")).json()["lessons"]
     assert {lesson["Category"] for lesson in fundamentals} == {"fundamentals"}
@@ -201,7 +201,7 @@ async def test_catalog_paths_keys_and_zero_values(client: httpx.AsyncClient, pre
         "Name": "Linux Basics",
         "Description": linux["Description"],
     }
-    assert len(basics["Lessons"]) == 5
+    assert len(basics["Lessons"]) == 6
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)

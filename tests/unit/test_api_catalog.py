@@ -31,10 +31,10 @@ def client() -> Iterator[httpx.Client]:
 @pytest.mark.parametrize(
     ("query", "slugs"),
     [
-        ("", ["linux-basics", "netconf-basics", "rest-api-basics", "routing-triangle", "two-hosts"]),
+        ("", ["linux-basics", "netconf-basics", "rest-api-basics", "routing-triangle", "static-routing", "two-hosts"]),
         ("?category=tools", ["netconf-basics", "rest-api-basics"]),
         ("?tag=netconf", ["netconf-basics"]),
-        ("?collection=syringe-basics&category=fundamentals", ["linux-basics", "routing-triangle", "two-hosts"]),
+        ("?collection=syringe-basics&category=fundamentals", ["linux-basics", "routing-triangle", "static-routing", "two-hosts"]),
         ("?tag=nothing", []),
     ],
 )
@@ -91,7 +91,7 @@ def test_collections_and_curriculum(client: httpx.Client) -> None:
     assert client.get("/api/v1/collections/syringe-basics").status_code == 200
     curriculum = client.get("/api/v1/curriculum").json()
     assert curriculum["name"] == "syringe-examples"
-    assert curriculum["lessonCount"] == 5
+    assert curriculum["lessonCount"] == 6
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ def test_wrong_method_is_a_problem_too(client: httpx.Client) -> None:
 
 
 def test_health_and_openapi(client: httpx.Client) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "lessons": 5}
+    assert client.get("/healthz").json() == {"status": "ok", "lessons": 6}
     paths = client.get("/openapi.json").json()["paths"]
     assert "/api/v1/lessons/{slug}/prerequisites" in paths
 

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_validate_ok_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(REPO / "lessons")]) == 0
-    assert "ok (5 lessons" in capsys.readouterr().out
+    assert "ok (6 lessons" in capsys.readouterr().out
 
 
 def test_validate_problems_exit_one_with_human_and_json_output(
@@ -65,7 +65,7 @@ def test_schema_out_writes_files(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_lessons_lists_every_lesson(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lessons", "--curriculum", str(REPO / "lessons"), "--json"]) == 0
     slugs = [row["slug"] for row in json.loads(capsys.readouterr().out)]
-    assert slugs == ["linux-basics", "netconf-basics", "rest-api-basics", "routing-triangle", "two-hosts"]
+    assert slugs == ["linux-basics", "netconf-basics", "rest-api-basics", "routing-triangle", "static-routing", "two-hosts"]
 
 
 def test_render_refuses_unknown_lesson_and_stage(capsys: pytest.CaptureFixture[str]) -> None:

@@ -94,13 +94,23 @@ def test_interface_names_follow_image_then_kind_defaults(tree) -> None:  # type:
     assert (links[1].b.endpoint, links[1].b.interface) == ("h1", "net1")
 
 
-def test_nads_are_bridges_with_host_local_ipam(tree) -> None:  # type: ignore[no-untyped-def]
+def test_nads_are_bridges_with_static_ipam_from_the_selection(tree) -> None:  # type: ignore[no-untyped-def]
     nads = _by_kind(_plan(tree), "NetworkAttachmentDefinition")
     assert [n["metadata"]["name"] for n in nads] == ["conn0-r1-r2", "conn1-r1-h1"]
     configs = [json.loads(n["spec"]["config"]) for n in nads]
     assert all(c["type"] == "bridge" and len(c["bridge"]) <= 15 for c in configs)
     assert len({c["bridge"] for c in configs}) == 2
-    assert configs[0]["ipam"] == {"type": "host-local", "subnet": "10.12.0.0/24", "rangeStart": "10.12.0.3"}
+    # The address comes from each pod's network selection (ips), which Multus passes as runtimeConfig.
+    assert configs[0]["ipam"] == {"type": "static"}
+    assert configs[0]["capabilities"] == {"ips": True}
+
+
+def test_container_endpoints_get_their_planned_address_in_the_selection(tree) -> None:  # type: ignore[no-untyped-def]
+    plan = _plan(tree)
+    pods = {p["metadata"]["name"]: p for p in _by_kind(plan, "Pod")}
+    networks = json.loads(pods["h1"]["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"])
+    assert networks == [{"name": "conn1-r1-h1", "interface": "net1", "ips": [plan.links[1].b.address]}]
+    assert pods["h1"]["spec"]["hostname"] == "h1"
 
 
 def test_bridge_names_differ_between_live_lessons() -> None:

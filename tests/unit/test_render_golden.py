@@ -21,6 +21,7 @@ CASES = [
     ("routing-triangle", 1),
     ("netconf-basics", 2),
     ("rest-api-basics", 1),
+    ("static-routing", 1),
 ]
 KUBERNETES_VERSION = "1.29"
 

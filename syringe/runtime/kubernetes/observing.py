@@ -7,10 +7,11 @@ classes, whose deserialisation costs more CPU than anything else Syringe does pe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
-from syringe.plan import labels
+from syringe.plan import labels, podenv
 from syringe.runtime.base import (
     EndpointObservation,
     Exposure,
@@ -39,6 +40,24 @@ def _get(obj: Any, *path: str) -> Any:
             return None
         obj = obj.get(name)
     return obj
+
+
+def identity_assigned(pod: Any, endpoint: str) -> bool:
+    """Whether the pod itself gives the endpoint its identity, so that no login is needed for it: its hostname
+    is in the spec, and every attachment's address is either in its network selection (static IPAM) or given
+    to the VM by the wrapper's launcher."""
+    if _get(pod, "spec", "hostname") != endpoint:
+        return False
+    try:
+        selections = json.loads((_get(pod, "metadata", "annotations") or {}).get(labels.NETWORKS) or "[]")
+    except ValueError:
+        return False
+    if not isinstance(selections, list):
+        return False
+    if all(isinstance(s, dict) and s.get("ips") for s in selections):
+        return True
+    containers = _get(pod, "spec", "containers") or []
+    return any(_get(v, "name") == podenv.VM_ADDRESSES for c in containers for v in _get(c, "env") or [])
 
 
 def observe_pod(
@@ -96,6 +115,7 @@ def observe_pod(
         fatal=fatal,
         reach=reach(namespace, endpoint, _get(status, "podIP")),
         exposure=exposure,
+        identity_assigned=identity_assigned(pod, endpoint),
     )
 
 

@@ -1,0 +1,9 @@
+"""Stage 0 configuration of r3 (see lib/routes.py)."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.environ["SYRINGE_LESSON_DIR"], "lib"))
+from routes import configure
+
+configure("r3", 0)
