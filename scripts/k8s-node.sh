@@ -9,6 +9,9 @@
 #   the pause image, built from that source package's build/pause/linux/pause.c with gcc -static
 # Multus is not packaged: tests/node/multus_standin.py is the node's CNI network and attaches each
 # NetworkAttachmentDefinition a pod's k8s.v1.cni.cncf.io/networks annotation names (see that file).
+# Nor are CoreDNS and kube-proxy: tests/node/cluster_services.py answers cluster DNS on the node IP (Service
+# names resolve to their ready endpoints) and relays the `kubernetes` Service's ClusterIP to the API server,
+# the only ClusterIP pods route (see that file). So in-cluster clients, Syringe among them, work unchanged.
 #
 # Usage:
 #   scripts/k8s-node.sh up       install (idempotent), build once (cached), join the running control plane, wait
@@ -84,6 +87,9 @@ KUBELET_SYSCTLS=(vm.overcommit_memory=1 vm.panic_on_oom=0 kernel.panic=10 kernel
                  kernel.keys.root_maxkeys=1000000 kernel.keys.root_maxbytes=25000000)
 
 PY=/usr/bin/python3
+VENV_PY="$REPO/.venv/bin/python"       # the cluster-services stand-in's (dnspython): scripts/setup.sh makes it
+SERVICE_IP=10.96.0.1                   # the `kubernetes` Service: first of k8s-local.sh's service range, in its cert
+CLUSTER_DOMAIN=cluster.local
 
 running() { [ -f "$NPIDS/$1" ] && kill -0 "$(cat "$NPIDS/$1")" 2>/dev/null; }
 ctr_() { ctr -a "$SOCK" -n k8s.io "$@"; }
@@ -182,6 +188,7 @@ setup_cgroups() { # the kubelet's cgroupRoot must exist in every hierarchy it us
 setup_bridge() { # the pods' eth0 network; its host address is the node IP (this machine has no dummy links)
   ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
   ip addr show dev "$BRIDGE" | grep -q "inet $NODE_IP/24 " || ip addr add "$NODE_IP/24" dev "$BRIDGE"
+  ip addr show dev "$BRIDGE" | grep -q "inet $SERVICE_IP/32 " || ip addr add "$SERVICE_IP/32" dev "$BRIDGE"
   ip link set "$BRIDGE" up
 }
 
@@ -191,14 +198,16 @@ setup_cni() {
   for p in /usr/lib/cni/*; do ln -sfn "$p" "$CNI/bin/"; done
   install -m 0755 "$REPO/tests/node/multus_standin.py" "$CNI/bin/multus-standin"
   # The default network: a bridge with host-local addresses, no gateway, no masquerade, and so no default
-  # route in pods. The stand-in runs it for eth0, then each of the pod's NetworkAttachmentDefinitions.
+  # route in pods: their one route is to the API server's ClusterIP, through the node. The stand-in runs it
+  # for eth0, then each of the pod's NetworkAttachmentDefinitions.
   cat >"$CNI/multus-standin.json" <<EOF
 {"cniVersion": "1.0.0", "name": "$NODE_NAME", "type": "multus-standin",
  "apiserver": "https://127.0.0.1:$API_PORT", "token_file": "$PKI/admin.token", "ca_file": "$PKI/ca.crt",
  "state_dir": "$STANDIN_STATE", "ipam_dir": "$IPAM_DIR",
  "delegate": {"type": "bridge", "bridge": "$BRIDGE", "isGateway": false, "ipMasq": false, "hairpinMode": true,
               "ipam": {"type": "host-local", "dataDir": "$IPAM_DIR",
-                       "ranges": [[{"subnet": "$POD_CIDR", "rangeStart": "$NET.10", "rangeEnd": "$NET.250"}]]}}}
+                       "ranges": [[{"subnet": "$POD_CIDR", "rangeStart": "$NET.10", "rangeEnd": "$NET.250"}]],
+                       "routes": [{"dst": "$SERVICE_IP/32", "gw": "$NODE_IP"}]}}}
 EOF
   "$PY" - "$CNI/multus-standin.json" "$CNI/net.d/10-syringe-node.conflist" <<'EOF'
 import json, sys
@@ -276,7 +285,12 @@ volumePluginDir: $KUBELET_DIR/volume-plugins
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%"}
 imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
+clusterDNS: [$NODE_IP]
+clusterDomain: $CLUSTER_DOMAIN
+resolvConf: $KUBELET_DIR/resolv.conf
 EOF
+  # Pods get cluster DNS only: none of this machine's resolvers or search domains.
+  : >"$KUBELET_DIR/resolv.conf"
   write_kubeconfig "$NODE_DIR/kubelet.kubeconfig" "$(cat "$PKI/admin.token")" admin
 }
 
@@ -360,6 +374,14 @@ up() {
   fi
   wait_for containerd 30 ctr -a "$SOCK" version || { tail -30 "$NLOGS/containerd.log" >&2; die "containerd did not start"; }
   import_images "$(build_pause)" "$(build_busybox)"
+  if ! running cluster-services; then
+    [ -x "$VENV_PY" ] || die "$VENV_PY is missing: run scripts/setup.sh first"
+    node_launch cluster-services "$VENV_PY" "$REPO/tests/node/cluster_services.py" --dns-ip "$NODE_IP" \
+      --domain "$CLUSTER_DOMAIN" --service-ip "$SERVICE_IP" --api "127.0.0.1:$API_PORT" \
+      --token-file "$PKI/admin.token" --ca-file "$PKI/ca.crt"
+  fi
+  wait_for "cluster DNS and the API relay" 20 bash -c "exec 3<>/dev/tcp/$SERVICE_IP/443" \
+    || { tail -20 "$NLOGS/cluster-services.log" >&2; die "the cluster-services stand-in did not start"; }
   t1=$SECONDS
 
   write_kubelet_config
@@ -441,6 +463,7 @@ down() {
     say "the API server does not answer: cleaning up without the kubelet"
   fi
   stop_pid kubelet
+  stop_pid cluster-services
   api_get /readyz >/dev/null 2>&1 && kubectl_ delete node "$NODE_NAME" --wait=false >/dev/null 2>&1 || true
   # 2. Containers and attachments the kubelet did not remove: kill, then CNI DEL as containerd would.
   if running containerd; then

@@ -1,9 +1,9 @@
 """A lesson's pods on a real node: Syringe's own plan, applied by its Kubernetes runtime, run by a kubelet.
 
-Two busybox endpoints and one connection. The plan's NetworkAttachmentDefinition gives each pod the
-interface the plan names, in the planned subnet; Syringe's base configuration script (the one it runs over
-SSH) puts the planned address there; a ping crosses the link's bridge; deleting the live lesson leaves
-nothing of it on the node.
+Two busybox endpoints and one connection. The plan's NetworkAttachmentDefinition and each pod's network
+selection give the pod the interface and the address the plan names, as it starts (static IPAM: no login
+afterwards), and its hostname is the endpoint's; a ping crosses the link's bridge; deleting the live lesson
+leaves nothing of it on the node.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from syringe.configure.base import base_script
 from syringe.curriculum import load_curriculum
 from syringe.plan import Link, LiveLessonIdentity, PlanSettings, build_plan
 from syringe.plan.networks import bridge_name, nad_name
@@ -109,8 +108,8 @@ def _ipv4_on(node: Node, namespace: str, pod: str, interface: str) -> list[str]:
 
 
 def check_the_link(node: Node, namespace: str, pods: dict[str, dict[str, Any]], link: Link) -> None:
-    """Each pod has the interface the plan names, in the planned subnet, from the start (as its network-status
-    says); Syringe's base configuration gives it the planned address; a ping crosses the link."""
+    """Each pod has the interface and the address the plan names from the start (as its network-status says),
+    and the endpoint's hostname; the runtime says so, so no base configuration runs; a ping crosses the link."""
     subnet = ipaddress.ip_network(link.subnet)
     for side in (link.a, link.b):
         pod = pods[side.endpoint]
@@ -122,9 +121,7 @@ def check_the_link(node: Node, namespace: str, pods: dict[str, dict[str, Any]], 
         assert status["eth0"]["ips"] == [pod["status"]["podIP"]]
         # No way off the machine: no default route in the pod.
         assert "default" not in _in_pod(node, namespace, side.endpoint, "ip route show")
-        # Syringe's base configuration script, exec'd rather than run over SSH (busybox has no sshd).
-        _in_pod(node, namespace, side.endpoint, base_script(side.endpoint, [(side.interface, side.address)]))
-        assert _ipv4_on(node, namespace, side.endpoint, side.interface) == [side.address]
+        assert attached == [side.address]
         assert _in_pod(node, namespace, side.endpoint, "hostname").strip() == side.endpoint
     for side, peer in ((link.a, link.b), (link.b, link.a)):
         peer_address = peer.address.split("/")[0]
@@ -136,7 +133,9 @@ def check_the_link(node: Node, namespace: str, pods: dict[str, dict[str, Any]], 
     assert host_ping.returncode == 0, host_ping.stdout + host_ping.stderr
 
 
-async def _until_ready(runtime: KubernetesRuntime, namespace: str, endpoints: set[str], timeout: float) -> None:
+async def _until_ready(
+    runtime: KubernetesRuntime, namespace: str, endpoints: set[str], timeout: float
+) -> dict[str, EndpointObservation]:
     """Wait on the runtime's own events until every endpoint's pod is Running and Ready; fail on a fatal one."""
     seen: dict[str, EndpointObservation] = {}
 
@@ -153,6 +152,7 @@ async def _until_ready(runtime: KubernetesRuntime, namespace: str, endpoints: se
         await asyncio.wait_for(watch(), timeout)
     except TimeoutError:
         raise AssertionError(f"not Ready within {timeout:g}s: {seen}") from None
+    return seen
 
 
 async def test_linked_busybox_pods_on_a_real_node(node: Node, tmp_path: Path) -> None:
@@ -178,7 +178,9 @@ async def test_linked_busybox_pods_on_a_real_node(node: Node, tmp_path: Path) ->
         ready = asyncio.create_task(_until_ready(runtime, namespace, {"a", "b"}, timeout=120))
         await asyncio.sleep(0.1)  # subscribed before the first pod exists
         await runtime.apply(plan)
-        await ready
+        observed = await ready
+        # The pod gave each endpoint its identity: base configuration (a login over SSH) is skipped.
+        assert all(o.identity_assigned for o in observed.values()), observed
         timing("apply -> both pods Running and Ready", time.monotonic() - started)
 
         # On the node: a sandbox netns per pod, each pod on the connection's bridge, a lease per address.
@@ -190,7 +192,8 @@ async def test_linked_busybox_pods_on_a_real_node(node: Node, tmp_path: Path) ->
         created = await asyncio.to_thread(state.left_since, before, bridge, [])
         assert len(created["netns"]) == 2, created
         assert len(created["bridge ports"]) == 2, created
-        assert len([lease for lease in created["leases"] if lease.startswith(f"{nad_name(link)}/")]) == 2, created
+        # Static IPAM: the link's addresses are the plan's, with no lease to leak.
+        assert not [lease for lease in created["leases"] if lease.startswith(f"{nad_name(link)}/")], created
 
         await asyncio.to_thread(check_the_link, node, namespace, pods, link)
 

@@ -1,0 +1,261 @@
+"""The operator's journey on a real node, as one test: images built from the repository's Dockerfiles
+(`scripts/images.sh import`), Syringe deployed with `kubectl apply -k manifests/overlays/dev` and running as
+a pod under its own ServiceAccount, and a learner who, through Syringe's Service (kubectl port-forward):
+
+- creates a session and launches static-routing: three endpoints and two connections, all QEMU wrapper pods
+  booting the tiny VM under TCG;
+- opens the terminal WebSocket to each VM and sees the planned address on each link's interface;
+- pings across each link (the frames cross the NAD bridges between pods), and not yet from end to end;
+- changes stage: the stage's configurators run as real Jobs in the configurator image, over SSH to the VMs,
+  and the test reads the routes back and pings from r1 to r3 through r2;
+- deletes the lesson, after which nothing of it is left on the node.
+
+Then the failures a real node gives: an image that is not there (pull policy Never) reaches the live
+lesson's error within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from syringe.plan import labels
+from tests.e2e.conftest import REPO, Node, timing
+from tests.e2e.test_node_pods import NodeState
+
+IMAGES = REPO / "scripts/images.sh"
+OVERLAY = REPO / "manifests/overlays/dev"
+SYRINGE_NAMESPACE = "syringe"
+PROMPT = "PROMPT> "
+
+
+@pytest.fixture(scope="session")
+def images(node: Node) -> dict[str, str]:
+    """Every image, built (cached by content) and imported into the node's containerd: name -> archive."""
+    started = time.monotonic()
+    done = subprocess.run([IMAGES, "import"], capture_output=True, text=True, timeout=3600, cwd=REPO)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/images.sh import failed ({done.returncode}):\n{done.stderr[-4000:]}", pytrace=False)
+    timing("images built and imported (scripts/images.sh import)", time.monotonic() - started)
+    built = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.strip())
+    listed = node.kubectl("get", "node", node.node_name, "-o", "jsonpath={.status.images[*].names}")
+    for name in built:
+        assert name in listed, f"{name} is not on the node: {listed}"
+    return built
+
+
+class PortForward:
+    """`kubectl port-forward svc/syringe`: the learner's way in, through Syringe's Service."""
+
+    def __init__(self, node: Node) -> None:
+        command = ["kubectl", "--kubeconfig", node.kubeconfig, "-n", SYRINGE_NAMESPACE, "port-forward",
+                   "--address", "127.0.0.1", "svc/syringe", ":8086"]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        found = re.search(r"127\.0\.0\.1:(\d+) ->", line)
+        if not found:
+            self.process.kill()
+            problem = self.process.stderr.read() if self.process.stderr else ""
+            raise AssertionError(f"kubectl port-forward said {line!r}: {problem}")
+        self.url = f"http://127.0.0.1:{found.group(1)}"
+
+    def close(self) -> None:
+        self.process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(10)
+        self.process.kill()
+
+
+@pytest.fixture(scope="module")
+def syringe_url(node: Node, images: dict[str, str]) -> Iterator[str]:
+    """Syringe deployed from the dev overlay, Ready, reached through its Service."""
+    started = time.monotonic()
+    node.kubectl("apply", "-k", str(OVERLAY), timeout=120)
+    try:
+        node.kubectl("-n", SYRINGE_NAMESPACE, "rollout", "status", "deployment/syringe", "--timeout=240s", timeout=260)
+        timing("kubectl apply -k manifests/overlays/dev -> Syringe Ready", time.monotonic() - started)
+        forward = PortForward(node)
+        try:
+            yield forward.url
+        finally:
+            forward.close()
+    except AssertionError:
+        print(node.kubectl("-n", SYRINGE_NAMESPACE, "describe", "pods", check=False))
+        print(node.kubectl("-n", SYRINGE_NAMESPACE, "logs", "deployment/syringe", "--tail=80", check=False))
+        raise
+    finally:
+        logs = node.kubectl("-n", SYRINGE_NAMESPACE, "logs", "deployment/syringe", "--tail=2000", check=False)
+        node.kubectl("delete", "-k", str(OVERLAY), "--wait=true", "--timeout=180s", timeout=200, check=False)
+        assert "Traceback" not in logs, logs[-4000:]
+
+
+async def _session(http: httpx.AsyncClient) -> dict[str, str]:
+    answer = await http.post("/api/v1/sessions")
+    assert answer.status_code in (200, 201), answer.text
+    return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+
+async def _until(http: httpx.AsyncClient, auth: dict[str, str], livelesson: str, statuses: set[str],
+                 timeout: float) -> dict[str, Any]:  # fmt: skip
+    deadline = time.monotonic() + timeout
+    view: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        view = (await http.get(f"/api/v1/livelessons/{livelesson}", headers=auth)).json()
+        if view.get("status") in statuses:
+            return view
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"live lesson {livelesson} not {statuses} within {timeout:g}s: {view}")
+
+
+class Terminal:
+    """A learner's terminal WebSocket to one endpoint's SSH presentation, driven like a person would."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, base: str, view: dict[str, Any], endpoint: str, token: str) -> AsyncIterator[Terminal]:
+        presentation = next(
+            p for e in view["endpoints"] if e["name"] == endpoint for p in e["presentations"] if p["type"] == "ssh"
+        )
+        url = base.replace("http://", "ws://") + presentation["access"]["terminalUrl"] + f"&token={token}"
+        async with websockets.connect(url, max_size=None) as ws:
+            terminal = cls(ws)
+            await ws.send(f"PS1='{PROMPT}'\n".encode())
+            await terminal._read_until(re.escape(PROMPT))
+            yield terminal
+
+    async def _read_until(self, pattern: str, timeout: float = 30) -> str:
+        seen = ""
+        async with asyncio.timeout(timeout):
+            while not re.search(pattern, seen):
+                message = await self.ws.recv()
+                seen += message.decode(errors="replace") if isinstance(message, bytes) else message
+        return seen
+
+    async def run(self, command: str, timeout: float = 30) -> str:
+        """The command's output (between the echoed command line and the next prompt)."""
+        marker = f"done-{time.monotonic_ns()}"
+        await self.ws.send(f"{command}; echo {marker}\n".encode())
+        out = await self._read_until(rf"[\r\n]{marker}\r?\n.*{re.escape(PROMPT)}", timeout)
+        return out.split("\n", 1)[1].rsplit(marker, 1)[0].replace("\r", "")
+
+
+def _lesson_namespace(node: Node, livelesson: str) -> str:
+    names = node.kubectl("get", "namespaces", "-l", f"{labels.LIVELESSON}={livelesson}", "-o", "name").split()
+    assert len(names) == 1, names
+    return names[0].removeprefix("namespace/")
+
+
+async def test_the_operator_journey(node: Node, syringe_url: str) -> None:
+    # Syringe runs as a pod, under its own ServiceAccount, Ready: its start-up checks passed against the API.
+    pod = json.loads(node.kubectl("-n", SYRINGE_NAMESPACE, "get", "pods", "-o", "json"))["items"][0]
+    assert pod["spec"]["serviceAccountName"] == "syringe"
+    assert pod["spec"]["containers"][0]["image"] == "localhost/syringe/syringe:dev"
+    state = NodeState(node)
+    before = await asyncio.to_thread(state.snapshot)
+
+    async with httpx.AsyncClient(base_url=syringe_url, timeout=60) as http:
+        ready = (await http.get("/readyz")).json()
+        assert ready["status"] == "ok", ready
+        auth = await _session(http)
+        token = auth["Authorization"].removeprefix("Bearer ")
+
+        started = time.monotonic()
+        answer = await http.post("/api/v1/livelessons", json={"lesson": "static-routing"}, headers=auth)
+        assert answer.status_code == 202, answer.text
+        livelesson = answer.json()["id"]
+        view = await _until(http, auth, livelesson, {"READY", "ERROR"}, timeout=900)
+        assert view["status"] == "READY", view["error"]
+        timing("static-routing (3 wrapper pods, TCG) POST -> READY", time.monotonic() - started)
+        namespace = await asyncio.to_thread(_lesson_namespace, node, livelesson)
+        pods = json.loads(await asyncio.to_thread(node.kubectl, "-n", namespace, "get", "pods", "-o", "json"))
+        wrappers = {p["metadata"]["name"]: p for p in pods["items"] if p["metadata"]["labels"].get(labels.ENDPOINT)}
+        assert set(wrappers) == {"r1", "r2", "r3"}
+        wrapper_images = {p["spec"]["containers"][0]["image"] for p in wrappers.values()}
+        assert wrapper_images == {"localhost/syringe/linux-router:dev"}
+
+        planned = {"r1": {"eth1": "10.31.12.1/24"}, "r2": {"eth1": "10.31.12.2/24", "eth2": "10.31.23.1/24"},
+                   "r3": {"eth1": "10.31.23.2/24"}}  # fmt: skip
+        for endpoint, interfaces in planned.items():
+            async with Terminal.open(syringe_url, view, endpoint, token) as terminal:
+                assert (await terminal.run("hostname")).strip() == endpoint
+                for interface, address in interfaces.items():
+                    out = await terminal.run(f"ip -4 -o addr show dev {interface}")
+                    assert f"inet {address} " in out, (endpoint, interface, out)
+        async with Terminal.open(syringe_url, view, "r1", token) as r1:
+            assert " 0% packet loss" in await r1.run("ping -c 2 -W 2 10.31.12.2")
+            assert "100% packet loss" in await r1.run("ping -c 1 -W 1 10.31.23.2")  # no route yet
+        async with Terminal.open(syringe_url, view, "r3", token) as r3:
+            assert " 0% packet loss" in await r3.run("ping -c 2 -W 2 10.31.23.1")
+
+        # Stage 1: the configurators run as Jobs in the configurator image and change the VMs.
+        changing = time.monotonic()
+        answer = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": 1}, headers=auth)
+        assert answer.status_code == 202, answer.text
+        view = await _until(http, auth, livelesson, {"READY", "ERROR"}, timeout=600)
+        assert view["status"] == "READY" and view["stage"] == 1, view
+        timing("stage 0 -> 1 (three configuration Jobs)", time.monotonic() - changing)
+        jobs = json.loads(await asyncio.to_thread(node.kubectl, "-n", namespace, "get", "jobs", "-o", "json"))["items"]
+        stage_jobs = [j for j in jobs if j["spec"]["template"]["spec"]["containers"][0]["image"]
+                      == "localhost/syringe/syringe:dev" and (j.get("status") or {}).get("succeeded")]  # fmt: skip
+        assert len(stage_jobs) >= 3, [(j["metadata"]["name"], j.get("status")) for j in jobs]
+        async with Terminal.open(syringe_url, view, "r1", token) as r1:
+            assert "10.31.23.0/24 via 10.31.12.2" in await r1.run("ip route")
+            assert " 0% packet loss" in await r1.run("ping -c 2 -W 2 10.31.23.2")
+        async with Terminal.open(syringe_url, view, "r2", token) as r2:
+            assert (await r2.run("cat /proc/sys/net/ipv4/ip_forward")).strip() == "1"
+
+        # Delete: nothing of the lesson is left on the node.
+        deleting = time.monotonic()
+        answer = await http.delete(f"/api/v1/livelessons/{livelesson}", headers=auth)
+        assert answer.status_code in (200, 202, 204), answer.text
+        for _ in range(600):
+            left = node.kubectl("get", "namespace", namespace, "--ignore-not-found", "-o", "name", check=False)
+            if not left.strip():
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError(f"namespace {namespace} still there 300 s after the delete")
+        timing("DELETE -> lesson namespace gone", time.monotonic() - deleting)
+        uids = [p["metadata"]["uid"] for p in wrappers.values()]
+        bridges = {b for b in state.links() if b.startswith("sy")}
+        gone = time.monotonic()
+        while True:
+            left_on_node = await asyncio.to_thread(state.left_since, before, "", uids)
+            left_on_node["links"] -= bridges  # the bridge plugin never deletes a bridge (see test_node_pods)
+            if not any(left_on_node.values()) or time.monotonic() > gone + 60:
+                break
+            await asyncio.sleep(0.5)
+        assert not any(left_on_node.values()), f"left on the node: {left_on_node}"
+
+
+async def test_a_missing_image_is_the_lesson_error_within_seconds(node: Node, syringe_url: str) -> None:
+    """two-hosts' utility image is not built yet: with pull policy Never the kubelet says ErrImageNeverPull,
+    and the live lesson says which endpoint and why."""
+    async with httpx.AsyncClient(base_url=syringe_url, timeout=60) as http:
+        auth = await _session(http)
+        started = time.monotonic()
+        answer = await http.post("/api/v1/livelessons", json={"lesson": "two-hosts"}, headers=auth)
+        assert answer.status_code == 202, answer.text
+        livelesson = answer.json()["id"]
+        view = await _until(http, auth, livelesson, {"READY", "ERROR"}, timeout=120)
+        elapsed = time.monotonic() - started
+        timing("missing image: POST -> ERROR", elapsed)
+        assert view["status"] == "ERROR", view
+        assert "linux1" in view["error"] or "linux2" in view["error"], view["error"]
+        assert "not on the node" in view["error"] and "localhost/syringe/utility:dev" in view["error"], view["error"]
+        await http.delete(f"/api/v1/livelessons/{livelesson}", headers=auth)
