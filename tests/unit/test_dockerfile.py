@@ -1,6 +1,6 @@
-"""The Dockerfiles (the service's, and the QEMU wrapper's under images/) cannot be built here (no Docker
-engine), so they are kept honest: linted with hadolint, and every path and command they name is checked
-against the project."""
+"""The Dockerfiles (the service's, and the QEMU wrapper's under images/) are built by scripts/images.sh
+(podman, no Docker engine), which takes minutes; here they are kept honest quickly: linted with hadolint,
+and every path and command they name is checked against the project."""
 
 from __future__ import annotations
 
@@ -57,7 +57,49 @@ def test_copied_paths_exist(dockerfile: str) -> None:
         *sources, _ = instruction["value"].split()
         for source in sources:
             source = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], source)
+            if source.startswith(".build/"):
+                continue  # made before the build: test_wrapper_copies_the_tiny_vm_that_the_cli_writes
             assert (REPO / source).exists(), f"COPY {source}: no such path in the project"
+
+
+def test_wrapper_copies_the_tiny_vm_that_the_cli_writes() -> None:
+    """`syringe image build tiny-linux --output .build/tiny-linux` writes what the wrapper copies."""
+    from syringe.cli.images import OUTPUT_NAMES
+
+    copies = [i["value"].split() for i in _instructions("images/qemu-wrapper/Dockerfile") if i["instruction"] == "COPY"]
+    built = [c for c in copies if any(s.startswith(".build/") for s in c)]
+    assert built == [[*(f".build/tiny-linux/{name}" for name in OUTPUT_NAMES), "/images/tiny-linux/"]]
+
+
+def _ignored_by_dockerignore(path: str) -> bool:
+    """Docker's .dockerignore rules, enough for ours: `**/` is any directories, `*` anything within a name;
+    a pattern that matches a directory leaves out what is under it; the last matching pattern wins."""
+    verdict = False
+    parts = path.strip("/").split("/")
+    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    for line in (REPO / ".dockerignore").read_text().splitlines():
+        rule = line.strip()
+        if not rule or rule.startswith("#"):
+            continue
+        pattern = re.escape(rule.lstrip("!").strip("/")).replace(r"\*\*/", "(.*/)?").replace(r"\*", "[^/]*")
+        if any(re.fullmatch(pattern, prefix) for prefix in prefixes):
+            verdict = not rule.startswith("!")
+    return verdict
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_dockerignore_keeps_what_the_dockerfiles_copy(dockerfile: str) -> None:
+    args = _build_args(dockerfile)
+    for instruction in _instructions(dockerfile):
+        if instruction["instruction"] == "COPY" and "--from" not in instruction["value"]:
+            *sources, _ = instruction["value"].split()
+            for source in sources:
+                source = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], source)
+                assert not _ignored_by_dockerignore(source), (
+                    f"COPY {source}: .dockerignore leaves it out of the build context"
+                )
+    for left_out in ("syringe/__pycache__/cli.cpython-311.pyc", "lessons/x.pyc", ".venv/bin/python", ".build/other"):
+        assert _ignored_by_dockerignore(left_out), left_out
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
