@@ -5,8 +5,9 @@
 #
 #   localhost/syringe/syringe:dev          Dockerfile: the service, and the configurator image
 #   localhost/syringe/qemu-wrapper:dev     images/qemu-wrapper/Dockerfile, with the tiny Linux VM at
-#   localhost/syringe/netconf-router:dev     /images/tiny-linux/ (the example curriculum's VM image: the
-#                                            same image, a second name)
+#   localhost/syringe/<slug>:dev             /images/tiny-linux/; and under the slug of each example VM
+#                                            image that boots it (linux-router, netconf-router): the same
+#                                            image, more names
 #
 # Usage:
 #   scripts/images.sh build                  install the tools (idempotent), build what is not cached, and
@@ -53,10 +54,20 @@ WORK="$CACHE/tmp"
 KEEP=2  # archives kept per image (the newest), so that switching back to a recent tree stays warm
 TOOLS=(podman buildah skopeo mmdebstrap uidmap runc)
 
+# The example curriculum's VM images that boot the tiny VM the wrapper holds: each is the wrapper itself,
+# under the image's slug (as the plan names endpoint images: registry/slug:tag).
+tiny_vm_images() {
+  local meta
+  for meta in "$REPO"/lessons/images/*/image.meta.yaml; do
+    grep -q '^ *kernel: /images/tiny-linux/' "$meta" && printf ' localhost/syringe/%s:%s' "$(basename "$(dirname "$meta")")" "$TAG"
+  done
+  return 0
+}
+
 # The images: short name, Dockerfile, every name it gets (the first is its own).
 IMAGES=(
   "syringe|Dockerfile|localhost/syringe/syringe:$TAG"
-  "qemu-wrapper|images/qemu-wrapper/Dockerfile|localhost/syringe/qemu-wrapper:$TAG localhost/syringe/netconf-router:$TAG"
+  "qemu-wrapper|images/qemu-wrapper/Dockerfile|localhost/syringe/qemu-wrapper:$TAG$(tiny_vm_images)"
 )
 
 # The base: Debian's minbase with the merged-usr hook, without documentation, man pages and locales (the

@@ -178,6 +178,9 @@ def endpoint_pod(
                         for name, port in endpoint_ports(endpoint)
                     ],
                     "env": env,
+                    # A container that fails says why in its status: the end of its log (the wrapper's
+                    # launcher ends with one line naming the setting or step).
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
                     "resources": {"requests": requests, "limits": limits},
                     "securityContext": security,
                     **({"readinessProbe": VM_READINESS} if image is not None and image.kind == "vm" else {}),

@@ -91,6 +91,10 @@ def observe_pod(
                 fatal = True
                 image = _get(container, "image") or ""
                 message = f"{explanation} ({image}): {detail}".rstrip(": ") if image else detail
+                # A crashing container's last words (its termination message, or its log's end).
+                last = str(_get(container, "lastState", "terminated", "message") or "").strip()
+                if last:
+                    message = f"{message}; it said: {last.splitlines()[-1][:300]}"
             else:
                 message = detail or None
         elif terminated is not None and phase not in ("Running",):
