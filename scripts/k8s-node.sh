@@ -187,8 +187,10 @@ setup_cgroups() { # the kubelet's cgroupRoot must exist in every hierarchy it us
 
 setup_bridge() { # the pods' eth0 network; its host address is the node IP (this machine has no dummy links)
   ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
-  ip addr show dev "$BRIDGE" | grep -q "inet $NODE_IP/24 " || ip addr add "$NODE_IP/24" dev "$BRIDGE"
-  ip addr show dev "$BRIDGE" | grep -q "inet $SERVICE_IP/32 " || ip addr add "$SERVICE_IP/32" dev "$BRIDGE"
+  local addresses  # (not `ip | grep -q`: with pipefail, grep leaving early can fail the pipe)
+  addresses="$(ip addr show dev "$BRIDGE")"
+  [[ "$addresses" == *"inet $NODE_IP/24 "* ]] || ip addr add "$NODE_IP/24" dev "$BRIDGE"
+  [[ "$addresses" == *"inet $SERVICE_IP/32 "* ]] || ip addr add "$SERVICE_IP/32" dev "$BRIDGE"
   ip link set "$BRIDGE" up
 }
 

@@ -59,6 +59,8 @@ def stitch(interface: str, tap: str) -> None:
         _run("ip", "tuntap", "add", "dev", tap, "mode", "tap")
     mtu = Path("/sys/class/net", interface, "mtu").read_text().strip()
     _run("ip", "link", "set", "dev", tap, "mtu", mtu, "up")
+    # The planned address belongs to the guest: the pod's interface, which static IPAM gave it, lets it go.
+    _run("ip", "-4", "addr", "flush", "dev", interface)
     # Frames for the VM's MAC, not the pod interface's, must be taken in.
     _run("ip", "link", "set", "dev", interface, "promisc", "on", "up")
     _mirror(interface, tap)

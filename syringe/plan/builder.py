@@ -79,8 +79,7 @@ def build_plan(
     config_maps, volume_sources = lesson_volume(lesson, wiring, files, namespace, common)
 
     requests = [pod_resources(images.get(e.image), settings) for e in lesson.endpoints]
-    guests = {e.name for e in lesson.endpoints if (image := images.get(e.image)) is not None and image.kind == "vm"}
-    networks = pod_networks(links, guests)
+    networks = pod_networks(links)
     attached = attachments_by_endpoint(links)
     pods = [
         endpoint_pod(

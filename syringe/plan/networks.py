@@ -4,7 +4,7 @@ and the Multus network list each endpoint pod asks for."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Set
+from collections.abc import Mapping
 from hashlib import sha1
 from typing import Any
 
@@ -31,8 +31,9 @@ def network_attachment(namespace: str, common: Mapping[str, str], link: Link) ->
 
     Each pod's network selection carries its planned address in ``ips`` (Multus hands it to the plugin as
     runtimeConfig, which the ``ips`` capability asks for), so a container endpoint is addressed as its pod
-    starts, with no login afterwards. A VM's selection has no ``ips``: the address belongs to the guest,
-    which the wrapper's launcher gives it, and the pod's interface only carries frames to and from it."""
+    starts, with no login afterwards. A VM's wrapper takes the address off its pod's interface and gives it
+    to the guest, on the kernel command line (the pod's interface only carries frames to and from the VM).
+    """
     name = nad_name(link)
     config = {
         "cniVersion": "0.3.1",
@@ -52,14 +53,12 @@ def network_attachment(namespace: str, common: Mapping[str, str], link: Link) ->
     }
 
 
-def pod_networks(links: list[Link], guests: Set[str] = frozenset()) -> dict[str, list[dict[str, Any]]]:
+def pod_networks(links: list[Link]) -> dict[str, list[dict[str, Any]]]:
     """For each endpoint with connections, the networks its pod's Multus annotation lists, in link order:
-    each with the interface name and, except for the VM endpoints in ``guests``, the planned address."""
+    each with the interface name and the planned address."""
     return {
         endpoint: [
-            {"name": nad_name(link), "interface": side.interface}
-            | ({} if endpoint in guests else {"ips": [side.address]})
-            for link, side in attached
+            {"name": nad_name(link), "interface": side.interface, "ips": [side.address]} for link, side in attached
         ]
         for endpoint, attached in attachments_by_endpoint(links).items()
     }

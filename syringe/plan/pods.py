@@ -40,7 +40,7 @@ def endpoint_ports(endpoint: Endpoint) -> list[tuple[str, int]]:
 def pod_resources(image: Image | None, settings: PlanSettings) -> tuple[int, int]:
     """(millicores, MiB) requested by an endpoint's pod."""
     if image is not None and image.kind == "vm" and image.vm is not None:
-        cpu = image.vm.cpus * 1000
+        cpu = image.vm.cpus * millicores(settings.vm_cpu_request)
         memory = mebibytes(image.vm.memory) + mebibytes(settings.vm_overhead_memory)
         if image.resources is not None:
             cpu, memory = max(cpu, millicores(image.resources.cpu)), max(memory, mebibytes(image.resources.memory))

@@ -45,6 +45,11 @@ class PlanSettings(BaseModel):
     subnet_pool: str = Field(default="10.254.0.0/16", description="Where connections without a subnet get one.")
     subnet_prefix: int = Field(default=24, ge=8, le=30)
     vm_overhead_memory: str = Field(default="256Mi", description="Pod memory on top of a VM's guest memory.")
+    vm_cpu_request: str = Field(
+        default="1",
+        description="CPU a VM's pod requests per guest CPU (a Kubernetes quantity). A lab cluster that overcommits "
+        "its nodes sets less, e.g. 250m; the limit stays twice the request.",
+    )
     expose: list[Literal["ssh", "netconf", "http"]] = Field(
         default_factory=list,
         description="Presentation types to expose outside the cluster, through one extra Service per endpoint.",

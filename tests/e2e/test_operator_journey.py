@@ -49,7 +49,10 @@ def images(node: Node) -> dict[str, str]:
         pytest.fail(f"scripts/images.sh import failed ({done.returncode}):\n{done.stderr[-4000:]}", pytrace=False)
     timing("images built and imported (scripts/images.sh import)", time.monotonic() - started)
     built = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.strip())
-    listed = node.kubectl("get", "node", node.node_name, "-o", "jsonpath={.status.images[*].names}")
+    # The node's containerd has each (the Node's status lists images only once a minute).
+    listed = subprocess.run(
+        ["ctr", "-a", node.containerd_sock, "-n", "k8s.io", "images", "ls", "-q"], capture_output=True, text=True
+    ).stdout.split()
     for name in built:
         assert name in listed, f"{name} is not on the node: {listed}"
     return built
@@ -60,7 +63,7 @@ class PortForward:
 
     def __init__(self, node: Node) -> None:
         command = ["kubectl", "--kubeconfig", node.kubeconfig, "-n", SYRINGE_NAMESPACE, "port-forward",
-                   "--address", "127.0.0.1", "svc/syringe", ":8086"]  # fmt: skip
+                   "--address", "127.0.0.1", "svc/syringe", ":80"]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -170,7 +173,7 @@ async def test_the_operator_journey(node: Node, syringe_url: str) -> None:
 
     async with httpx.AsyncClient(base_url=syringe_url, timeout=60) as http:
         ready = (await http.get("/readyz")).json()
-        assert ready["status"] == "ok", ready
+        assert ready["status"] == "ready", ready
         auth = await _session(http)
         token = auth["Authorization"].removeprefix("Bearer ")
 

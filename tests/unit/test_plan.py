@@ -122,7 +122,11 @@ def test_bridge_names_differ_between_live_lessons() -> None:
 def test_pods_reference_networks_with_explicit_interfaces_and_affinity(tree) -> None:  # type: ignore[no-untyped-def]
     pods = {p["metadata"]["name"]: p for p in _by_kind(_plan(tree), "Pod")}
     networks = json.loads(pods["r1"]["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"])
-    assert networks == [{"name": "conn0-r1-r2", "interface": "ge-0"}, {"name": "conn1-r1-h1", "interface": "ge-1"}]
+    links = _plan(tree).links
+    assert networks == [
+        {"name": "conn0-r1-r2", "interface": "ge-0", "ips": [links[0].a.address]},
+        {"name": "conn1-r1-h1", "interface": "ge-1", "ips": [links[1].a.address]},
+    ]
     affinity = pods["h1"]["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     assert affinity == {
         "labelSelector": {"matchLabels": {"syringe.io/livelesson": "ll1"}},
