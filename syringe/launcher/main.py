@@ -192,6 +192,11 @@ class Launcher:
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps({"state": state, "pid": pid, "restarts": self.restarts, "time": time.time()}))
         temporary.replace(path)  # a probe never reads half a file
+        marker = path.with_name(podenv.READY_MARKER)
+        if state == "ready":
+            marker.touch()
+        else:
+            marker.unlink(missing_ok=True)
 
     def prepare(self) -> str:
         """Interfaces, taps, overlay. Returns the overlay path ("" for kernel boots)."""

@@ -15,6 +15,7 @@ from syringe.plan.jobenv import ENDPOINT, LESSON_DIR, TOPOLOGY
 __all__ = [
     "ENDPOINT",
     "LESSON_DIR",
+    "READY_MARKER",
     "TOPOLOGY",
     "VM_ACCEL",
     "VM_ADDRESSES",
@@ -65,6 +66,11 @@ VM_STATE_DIR = "SYRINGE_VM_STATE_DIR"
 VM_HEALTH_FILE = "SYRINGE_VM_HEALTH_FILE"
 VM_INTERFACE_TIMEOUT = "SYRINGE_VM_INTERFACE_TIMEOUT"
 VM_BOOT_TIMEOUT = "SYRINGE_VM_BOOT_TIMEOUT"
+
+
+# The file the launcher keeps next to its health file while the VM is ready (and only then): the pod's
+# readiness probe tests for it, which costs nothing, where `syringe launch --health` starts a Python.
+READY_MARKER = "ready"
 
 
 class PortError(ValueError):

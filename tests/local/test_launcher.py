@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from syringe.plan.podenv import READY_MARKER
 from syringe.qemu.command import mac_address
 from syringe.runtime.local.tinylinux import TinyLinux
 from tests.integration.helpers import REPO
@@ -158,6 +159,8 @@ def _wait_ready(env: dict[str, str], launcher: subprocess.Popen[bytes], log: Pat
         )
         state = Path(env["SYRINGE_VM_HEALTH_FILE"])
         if health.returncode == 0 and json.loads(state.read_text())["restarts"] >= restarts:
+            # The pod's readiness probe tests for the marker the launcher keeps while the VM is ready.
+            assert state.with_name(READY_MARKER).exists()
             return
         time.sleep(0.1)
     raise AssertionError(f"the VM did not become ready: {log.read_text()[-2000:]}")

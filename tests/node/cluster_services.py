@@ -68,8 +68,12 @@ class Cluster:
             return cached[1]
         found: list[str] = []
         endpoints = self._get(f"/api/v1/namespaces/{namespace}/endpoints/{service}")
-        for subset in (endpoints or {}).get("subsets") or []:
+        subsets = (endpoints or {}).get("subsets") or []
+        for subset in subsets:
             found += [a["ip"] for a in subset.get("addresses") or [] if a.get("ip")]
+        # A Service's name resolves whether or not its pods are ready (CoreDNS answers with the ClusterIP).
+        for subset in subsets if not found else []:
+            found += [a["ip"] for a in subset.get("notReadyAddresses") or [] if a.get("ip")]
         if not found:
             spec = (self._get(f"/api/v1/namespaces/{namespace}/services/{service}") or {}).get("spec") or {}
             if spec.get("clusterIP") in self.relayed:

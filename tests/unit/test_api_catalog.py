@@ -34,7 +34,10 @@ def client() -> Iterator[httpx.Client]:
         ("", ["linux-basics", "netconf-basics", "rest-api-basics", "routing-triangle", "static-routing", "two-hosts"]),
         ("?category=tools", ["netconf-basics", "rest-api-basics"]),
         ("?tag=netconf", ["netconf-basics"]),
-        ("?collection=syringe-basics&category=fundamentals", ["linux-basics", "routing-triangle", "static-routing", "two-hosts"]),
+        (
+            "?collection=syringe-basics&category=fundamentals",
+            ["linux-basics", "routing-triangle", "static-routing", "two-hosts"],
+        ),
         ("?tag=nothing", []),
     ],
 )

@@ -65,7 +65,9 @@ def test_schema_out_writes_files(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_lessons_lists_every_lesson(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lessons", "--curriculum", str(REPO / "lessons"), "--json"]) == 0
     slugs = [row["slug"] for row in json.loads(capsys.readouterr().out)]
-    assert slugs == ["linux-basics", "netconf-basics", "rest-api-basics", "routing-triangle", "static-routing", "two-hosts"]
+    assert slugs == [
+        "linux-basics", "netconf-basics", "rest-api-basics", "routing-triangle", "static-routing", "two-hosts"
+    ]  # fmt: skip
 
 
 def test_render_refuses_unknown_lesson_and_stage(capsys: pytest.CaptureFixture[str]) -> None:
