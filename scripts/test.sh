@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: set up, lint, type-check, then run every test against real parts.
 # The integration tests use the local control plane (scripts/k8s-local.sh, built once and cached),
-# unless SYRINGE_TEST_KUBECONFIG names an existing cluster.
+# unless SYRINGE_TEST_KUBECONFIG names an existing cluster. Then the end-to-end tests (tests/e2e) run on a
+# real node (kubelet, containerd, images built from the Dockerfiles), on a fresh local control plane of
+# their own. Arguments run just those tests: `scripts/test.sh tests/e2e` runs the end-to-end tests alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -21,4 +23,11 @@ if [ -z "${SYRINGE_TEST_KUBECONFIG:-}" ]; then
   SYRINGE_TEST_KUBECONFIG="$(scripts/k8s-local.sh start)"
   export SYRINGE_TEST_KUBECONFIG
 fi
-.venv/bin/pytest "$@"
+if [ "$#" -gt 0 ]; then
+  .venv/bin/pytest "$@"
+  exit
+fi
+.venv/bin/pytest
+# No pod of the end-to-end tests may land on the integration tests' pod stand-in: a fresh control plane.
+[ "${SYRINGE_TEST_KEEP_CLUSTER:-0}" = 1 ] || scripts/k8s-local.sh reset
+.venv/bin/pytest tests/e2e

@@ -121,7 +121,12 @@ def node() -> Iterator[Node]:
         install_prerequisites(api)  # the NetworkAttachmentDefinition CRD, established and served
     finally:
         api.close()
-    yield Node(kubeconfig, facts)
+    node = Node(kubeconfig, facts)
+    # Only the real node may take pods (a control plane kept from the integration tests has their stand-in).
+    others = [n for n in node.kubectl("get", "nodes", "-o", "name").split() if n != f"node/{node.node_name}"]
+    if others:
+        node.kubectl("delete", *others, "--wait=false")
+    yield node
 
     if os.environ.get("SYRINGE_TEST_KEEP_CLUSTER") == "1":
         return
