@@ -282,7 +282,11 @@ class StandIn:
                 for p in c.ports or []
             ]
             networks = json.loads((pod.metadata.annotations or {}).get(labels.NETWORKS, "[]"))
-            namespace = PodNamespace(pod.spec.hostname or pod.metadata.name, [n["interface"] for n in networks])
+            namespace = PodNamespace(
+                pod.spec.hostname or pod.metadata.name,
+                [n["interface"] for n in networks],
+                {n["interface"]: list(n.get("ips") or []) for n in networks},
+            )
             servers = PodServers(
                 address,
                 pod.metadata.name,

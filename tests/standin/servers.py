@@ -248,10 +248,12 @@ def _http_app(hostname: str, port: int) -> web.Application:
 @dataclass
 class PodNamespace:
     """A pod's own UTS and network namespaces, held open by a sleeping process: its shells see the pod's
-    hostname and the data interfaces Multus would have given it (veth links, addresses left to the lesson)."""
+    hostname and the data interfaces Multus would have given it: veth links, with the addresses the network
+    selection's ``ips`` name, as static IPAM gives them."""
 
     hostname: str
     interfaces: list[str]
+    addresses: dict[str, list[str]] = field(default_factory=dict)
     holder: asyncio.subprocess.Process | None = None
     _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -275,6 +277,7 @@ class PodNamespace:
         setup = [f"hostname {self.hostname}", "ip link set lo up"]
         for index, name in enumerate(self.interfaces):
             setup += [f"ip link add {name} type veth peer name peer{index}", f"ip link set {name} up"]
+            setup += [f"ip addr add {address} dev {name}" for address in self.addresses.get(name, [])]
         for _ in range(50):  # until unshare has made the namespaces and exec'd sleep
             if os.readlink(f"/proc/{self.holder.pid}/ns/net") != os.readlink("/proc/self/ns/net"):
                 break
