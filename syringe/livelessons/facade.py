@@ -65,11 +65,14 @@ class LiveLessons:
             problems = await self.runtime.check()
             if problems:
                 raise RuntimeCheckFailed("; ".join(problems))
-        await self.runtime.start()
+        # Subscribed before the runtime reports anything, consumed only once what exists is recovered: an
+        # event about a live lesson that arrives while it is being listed is applied after, never dropped as
+        # news of a lesson this process does not know yet (which left it stale until its pods next changed).
         events = self.runtime.events()
-        self._tasks.append(asyncio.create_task(self._consume(events), name="lifecycle-events"))
+        await self.runtime.start()
         for record in await self.runtime.list_live_lessons():
             recover(self.core, record)
+        self._tasks.append(asyncio.create_task(self._consume(events), name="lifecycle-events"))
         self._tasks.append(asyncio.create_task(self.leadership.hold_forever(), name="lifecycle-leader"))
         collecting = expiry.collect_forever(
             self.settings.gc_interval, lambda: self.leadership.is_leader, self.collect_garbage

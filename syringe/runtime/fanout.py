@@ -18,9 +18,14 @@ class EventFanout:
         for queue in self._queues:
             queue.put_nowait(event)
 
-    async def subscribe(self) -> AsyncIterator[RuntimeEvent]:
+    def subscribe(self) -> AsyncIterator[RuntimeEvent]:
+        """A stream of every event published from now on: the subscription starts at this call, not at the
+        first iteration, so a subscriber that reads later (after listing what already exists) misses nothing."""
         queue: asyncio.Queue[RuntimeEvent] = asyncio.Queue()
         self._queues.append(queue)
+        return self._stream(queue)
+
+    async def _stream(self, queue: asyncio.Queue[RuntimeEvent]) -> AsyncIterator[RuntimeEvent]:
         try:
             while True:
                 yield await queue.get()

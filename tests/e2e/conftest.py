@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 K8S_LOCAL = REPO / "scripts/k8s-local.sh"
 K8S_NODE = REPO / "scripts/k8s-node.sh"
+IMAGES = REPO / "scripts/images.sh"
 TIMINGS: list[str] = []
 # The kernel settings the kubelet writes at start; the node must give the machine its own values back.
 KUBELET_SYSCTLS = ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops")
@@ -143,3 +144,21 @@ def node() -> Iterator[Node]:
         pytest.fail(f"the node's teardown left something behind:\n{down.stderr[-4000:]}", pytrace=False)
     if _sysctls() != machine:
         pytest.fail(f"the node changed kernel settings: {machine} -> {_sysctls()}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def images(node: Node) -> dict[str, str]:
+    """Every image, built (cached by content) and imported into the node's containerd: name -> archive."""
+    started = time.monotonic()
+    done = subprocess.run([IMAGES, "import"], capture_output=True, text=True, timeout=3600, cwd=REPO)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/images.sh import failed ({done.returncode}):\n{done.stderr[-4000:]}", pytrace=False)
+    timing("images built and imported (scripts/images.sh import)", time.monotonic() - started)
+    built = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.strip())
+    # The node's containerd has each (the Node's status lists images only once a minute).
+    listed = subprocess.run(
+        ["ctr", "-a", node.containerd_sock, "-n", "k8s.io", "images", "ls", "-q"], capture_output=True, text=True
+    ).stdout.split()
+    for name in built:
+        assert name in listed, f"{name} is not on the node: {listed}"
+    return built

@@ -34,27 +34,8 @@ from syringe.plan import labels
 from tests.e2e.conftest import REPO, Node, timing
 from tests.e2e.test_node_pods import NodeState
 
-IMAGES = REPO / "scripts/images.sh"
 OVERLAY = REPO / "manifests/overlays/dev"
 SYRINGE_NAMESPACE = "syringe"
-
-
-@pytest.fixture(scope="session")
-def images(node: Node) -> dict[str, str]:
-    """Every image, built (cached by content) and imported into the node's containerd: name -> archive."""
-    started = time.monotonic()
-    done = subprocess.run([IMAGES, "import"], capture_output=True, text=True, timeout=3600, cwd=REPO)
-    if done.returncode != 0:
-        pytest.fail(f"scripts/images.sh import failed ({done.returncode}):\n{done.stderr[-4000:]}", pytrace=False)
-    timing("images built and imported (scripts/images.sh import)", time.monotonic() - started)
-    built = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.strip())
-    # The node's containerd has each (the Node's status lists images only once a minute).
-    listed = subprocess.run(
-        ["ctr", "-a", node.containerd_sock, "-n", "k8s.io", "images", "ls", "-q"], capture_output=True, text=True
-    ).stdout.split()
-    for name in built:
-        assert name in listed, f"{name} is not on the node: {listed}"
-    return built
 
 
 class PortForward:
@@ -80,25 +61,50 @@ class PortForward:
         self.process.kill()
 
 
+class Deployed:
+    """Syringe as the learner reaches it: through its Service, again after its pod was replaced."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.forward = PortForward(node)
+
+    @property
+    def url(self) -> str:
+        return self.forward.url
+
+    def reconnect(self) -> None:
+        self.forward.close()
+        self.node.kubectl(
+            "-n", SYRINGE_NAMESPACE, "rollout", "status", "deployment/syringe", "--timeout=240s", timeout=260
+        )
+        self.forward = PortForward(self.node)
+
+    def close(self) -> None:
+        self.forward.close()
+
+
 @pytest.fixture(scope="module")
-def syringe_url(node: Node, images: dict[str, str]) -> Iterator[str]:
+def deployed(node: Node, images: dict[str, str]) -> Iterator[Deployed]:
     """Syringe deployed from the dev overlay, Ready, reached through its Service."""
     started = time.monotonic()
     node.kubectl("apply", "-k", str(OVERLAY), timeout=120)
     try:
         node.kubectl("-n", SYRINGE_NAMESPACE, "rollout", "status", "deployment/syringe", "--timeout=240s", timeout=260)
         timing("kubectl apply -k manifests/overlays/dev -> Syringe Ready", time.monotonic() - started)
-        forward = PortForward(node)
+        syringe = Deployed(node)
         try:
-            yield forward.url
+            yield syringe
         finally:
-            forward.close()
+            syringe.close()
     except AssertionError:
         print(node.kubectl("-n", SYRINGE_NAMESPACE, "describe", "pods", check=False))
         print(node.kubectl("-n", SYRINGE_NAMESPACE, "logs", "deployment/syringe", "--tail=80", check=False))
         raise
     finally:
         logs = node.kubectl("-n", SYRINGE_NAMESPACE, "logs", "deployment/syringe", "--tail=2000", check=False)
+        logs += node.kubectl(
+            "-n", SYRINGE_NAMESPACE, "logs", "deployment/syringe", "--previous", "--tail=2000", check=False
+        )
         # Lessons a failed test left behind go with their instance (the dev overlay's is "syringe").
         node.kubectl("delete", "namespaces", "-l", f"{labels.INSTANCE}=syringe", "--wait=false", check=False)
         node.kubectl("delete", "-k", str(OVERLAY), "--wait=true", "--timeout=180s", timeout=200, check=False)
@@ -166,7 +172,8 @@ def _lesson_namespace(node: Node, livelesson: str) -> str:
     return names[0].removeprefix("namespace/")
 
 
-async def test_the_operator_journey(node: Node, syringe_url: str) -> None:
+async def test_the_operator_journey(node: Node, deployed: Deployed) -> None:
+    syringe_url = deployed.url
     # Syringe runs as a pod, under its own ServiceAccount, Ready: its start-up checks passed against the API.
     pod = json.loads(node.kubectl("-n", SYRINGE_NAMESPACE, "get", "pods", "-o", "json"))["items"][0]
     assert pod["spec"]["serviceAccountName"] == "syringe"
@@ -253,7 +260,8 @@ async def test_the_operator_journey(node: Node, syringe_url: str) -> None:
         assert not any(left_on_node.values()), f"left on the node: {left_on_node}"
 
 
-async def test_a_missing_image_is_the_lesson_error_within_seconds(node: Node, syringe_url: str) -> None:
+async def test_a_missing_image_is_the_lesson_error_within_seconds(node: Node, deployed: Deployed) -> None:
+    syringe_url = deployed.url
     """two-hosts' utility image is not built yet: with pull policy Never the kubelet says ErrImageNeverPull,
     and the live lesson says which endpoint and why."""
     async with httpx.AsyncClient(base_url=syringe_url, timeout=60) as http:
@@ -269,3 +277,42 @@ async def test_a_missing_image_is_the_lesson_error_within_seconds(node: Node, sy
         assert "linux1" in view["error"] or "linux2" in view["error"], view["error"]
         assert "not on the node" in view["error"] and "localhost/syringe/utility:dev" in view["error"], view["error"]
         await http.delete(f"/api/v1/livelessons/{livelesson}", headers=auth)
+
+
+async def test_a_replacement_syringe_finishes_a_launch_its_killed_predecessor_began(
+    node: Node, deployed: Deployed
+) -> None:
+    """Syringe's pod is killed mid-launch; the Deployment's next pod recovers the live lesson from the
+    cluster and takes it to READY for the same learner, with nothing doubled or orphaned."""
+    async with httpx.AsyncClient(base_url=deployed.url, timeout=60) as http:
+        auth = await _session(http)
+        answer = await http.post("/api/v1/livelessons", json={"lesson": "static-routing"}, headers=auth)
+        assert answer.status_code == 202, answer.text
+        livelesson = answer.json()["id"]
+        view = await _until(http, auth, livelesson, {"BOOTING", "CONFIGURATION", "READY", "ERROR"}, timeout=60)
+        assert view["status"] == "BOOTING", view
+    killed = json.loads(node.kubectl("-n", SYRINGE_NAMESPACE, "get", "pods", "-o", "json"))["items"][0]
+    node.kubectl("-n", SYRINGE_NAMESPACE, "delete", "pod", killed["metadata"]["name"], "--grace-period=0", "--force")
+    started = time.monotonic()
+    await asyncio.to_thread(deployed.reconnect)
+    timing("Syringe killed mid-launch -> the next pod Ready", time.monotonic() - started)
+    async with httpx.AsyncClient(base_url=deployed.url, timeout=60) as http:
+        view = await _until(http, auth, livelesson, {"READY", "ERROR"}, timeout=600)
+        assert view["status"] == "READY", view["error"]
+        timing("Syringe killed mid-launch -> the next pod has the lesson READY", time.monotonic() - started)
+        replacement = json.loads(node.kubectl("-n", SYRINGE_NAMESPACE, "get", "pods", "-o", "json"))["items"]
+        assert [p["metadata"]["name"] for p in replacement] != [killed["metadata"]["name"]]
+        namespace = await asyncio.to_thread(_lesson_namespace, node, livelesson)
+        pods = json.loads(await asyncio.to_thread(node.kubectl, "-n", namespace, "get", "pods", "-o", "json"))
+        endpoints = sorted(
+            p["metadata"]["name"] for p in pods["items"] if not p["metadata"]["labels"].get(labels.PURPOSE)
+        )
+        assert endpoints == ["r1", "r2", "r3"]  # none doubled by the second process
+        answer = await http.delete(f"/api/v1/livelessons/{livelesson}", headers=auth)
+        assert answer.status_code in (200, 202, 204), answer.text
+    for _ in range(600):
+        if not node.kubectl("get", "namespaces", "-l", f"{labels.INSTANCE}=syringe", "-o", "name").strip():
+            break
+        await asyncio.sleep(0.5)
+    else:
+        raise AssertionError("a lesson namespace of the dev instance is still there 300 s after the delete")
