@@ -177,3 +177,31 @@ async def test_guest_http_status_is_json_of_the_endpoint(http: httpx.AsyncClient
     assert json.loads(str(listed.stdout))["hostname"] == "linux1"
     await http.delete(f"/api/v1/livelessons/{view['id']}")
     await wait_gone(http, view["id"])
+
+
+async def test_static_routing_teaches_routes_and_forwarding(http: httpx.AsyncClient) -> None:
+    """The three-router example lesson, proven by what it teaches: at stage 0 r1 reaches its neighbour but
+    not r3; stage 1's configurators (Python, in the sandbox, over SSH into the VMs) add the routes and turn on
+    forwarding in r2, and r1 then reaches r3 one hop away."""
+    view, _ = await launch(http, "static-routing")
+    assert view["status"] == "READY", view["error"]
+    livelesson = view["id"]
+    host, port = external(view, "r1", "cli")
+    assert " 0% packet loss" in str((await run(host, port, "ping -c 1 -W 2 10.31.12.2")).stdout)
+    assert (await run(host, port, "ping -c 1 -W 1 10.31.23.2")).exit_status != 0  # no route yet
+
+    moved = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": 1})
+    assert moved.status_code == 202, moved.text
+    for _ in range(1200):
+        view = (await http.get(f"/api/v1/livelessons/{livelesson}")).json()
+        if view["status"] in ("READY", "ERROR") and view["stage"] == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert view["status"] == "READY" and view["stage"] == 1, view
+    assert "10.31.23.0/24 via 10.31.12.2" in str((await run(host, port, "ip route")).stdout)
+    ping = str((await run(host, port, "ping -c 2 -W 2 10.31.23.2")).stdout)
+    assert " 0% packet loss" in ping and "ttl=63" in ping, ping  # one router between
+
+    assert (await http.delete(f"/api/v1/livelessons/{livelesson}")).status_code == 202
+    await wait_gone(http, livelesson)
+    assert qemu_processes(f"syringe.{INSTANCE}-{livelesson}.") == []
