@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import ssl
 import time
 import urllib.error
@@ -38,6 +39,10 @@ import dns.rrset
 log = logging.getLogger("cluster-services")
 TTL = 2  # seconds: pods come and go with every live lesson
 MAX_TCP_MESSAGE = 65535
+MAX_CACHED = 1024  # names: a pod asking for endless random ones must not grow this process
+# A Service or namespace name (an RFC 1123 label). Queries come from pods, which the tests do not trust: a
+# label that is anything else never reaches an API path.
+NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 class Cluster:
@@ -66,6 +71,8 @@ class Cluster:
         cached = self.cache.get(key)
         if cached is not None and now - cached[0] < 1.0:
             return cached[1]
+        if len(self.cache) >= MAX_CACHED:
+            self.cache.clear()
         found: list[str] = []
         endpoints = self._get(f"/api/v1/namespaces/{namespace}/endpoints/{service}")
         subsets = (endpoints or {}).get("subsets") or []
@@ -96,6 +103,9 @@ def answer(query: dns.message.Message, cluster: Cluster, domain: str) -> dns.mes
         response.set_rcode(dns.rcode.NXDOMAIN)
         return response
     service, namespace = labels[0], labels[1]
+    if not (NAME.fullmatch(service) and NAME.fullmatch(namespace)):
+        response.set_rcode(dns.rcode.NXDOMAIN)
+        return response
     try:
         addresses = cluster.addresses(namespace, service)
     except (OSError, ValueError) as exc:
