@@ -37,6 +37,28 @@ from syringe.runtime.kubernetes import KubernetesRuntime, api_client_from  # noq
 from syringe.settings import KubernetesSettings, LifecycleSettings  # noqa: E402
 
 LESSON = "static-routing"
+JOB_DETAIL = "--jobs" in sys.argv
+KUBECONFIG: list[str] = []
+
+
+def print_job_pods(namespace: str) -> None:
+    """Each configuration Job pod's timeline from the API: created, scheduled, container started, finished."""
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(KUBECONFIG[0]))
+    for pod in api.list_namespaced_pod(namespace, label_selector="syringe.io/purpose=configuration").items:
+        created = pod.metadata.creation_timestamp
+        conditions = pod.status.conditions or []
+        scheduled = next((c.last_transition_time for c in conditions if c.type == "PodScheduled"), None)
+        state = (pod.status.container_statuses or [None])[0]
+        ended = state.state.terminated if state else None
+        marks = {
+            "scheduled": scheduled,
+            "started": ended.started_at if ended else None,
+            "finished": ended.finished_at if ended else None,
+        }
+        timeline = ", ".join(f"{k} +{(v - created).total_seconds():.0f}s" for k, v in marks.items() if v)
+        print(f"    {pod.metadata.name}: {timeline}", flush=True)
 
 
 def node_up() -> str:
@@ -76,6 +98,8 @@ async def one_launch(manager: LiveLessons, learner: str) -> dict[str, float]:
     total = time.monotonic() - started
     if ll.status is not Status.READY:
         raise SystemExit(f"{LESSON} ended {ll.status}: {ll.error}")
+    if JOB_DETAIL:
+        await asyncio.to_thread(print_job_pods, ll.namespace)
     await manager.delete(ll.id)
     all_running, all_ready = max(running.values()), max(ready.values())
     configuring = statuses.get("CONFIGURATION", total)
@@ -91,6 +115,7 @@ async def one_launch(manager: LiveLessons, learner: str) -> dict[str, float]:
 
 async def main(repeat: int) -> None:
     kubeconfig = node_up()
+    KUBECONFIG.append(kubeconfig)
     tree = load_curriculum(REPO / "lessons")
     assert not tree.problems, tree.problems
     instance = f"p7{uuid.uuid4().hex[:6]}"
@@ -124,4 +149,5 @@ async def main(repeat: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--jobs", action="store_true", help="print each configuration Job pod's timeline")
     asyncio.run(main(parser.parse_args().repeat))

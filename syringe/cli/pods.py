@@ -12,11 +12,13 @@ from typing import Any
 def cmd_configure(args: argparse.Namespace) -> int:
     """The configurator image's entrypoint: configure one endpoint for one stage, then exit 0 or 1."""
     from syringe.configure.runners import RUNNERS, run_napalm
-    from syringe.configure.target import ConfigTarget
+    from syringe.configure.target import ConfigTarget, wait_for
     from syringe.errors import ConfigureError
 
     try:
         target = ConfigTarget.from_environment(args.endpoint, args.stage)
+        if args.wait_for_target:
+            wait_for(target, args.type, args.wait_for_target)
         if args.type == "napalm":
             run_napalm(target, args.timeout, args.napalm_mode)
         else:
@@ -59,6 +61,13 @@ def register(commands: Any) -> None:
     configure.add_argument("--stage", type=int, required=True)
     configure.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole configuration")
     configure.add_argument("--napalm-mode", choices=["merge", "replace"], default="merge")
+    configure.add_argument(
+        "--wait-for-target",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait this long for the target to answer (a Job started while its endpoint boots)",
+    )
     configure.set_defaults(func=cmd_configure)
     verify = commands.add_parser("verify", help="run a stage's learner checks (verification Jobs)")
     verify.add_argument("--stage", type=int, required=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from syringe.errors import ConfigureError
+from syringe.access.probes import Target, probe, retry_until
+from syringe.errors import ConfigureError, ProbeFailed
 from syringe.plan import jobenv
 
 
@@ -42,3 +44,19 @@ class ConfigTarget:
             password=os.environ.get(jobenv.TARGET_PASSWORD, ""),
             lesson_dir=Path(os.environ.get(jobenv.LESSON_DIR, "/antidote")),
         )
+
+
+def wait_for(target: ConfigTarget, kind: str, seconds: float) -> None:
+    """Wait until the target answers its protocol (an SSH handshake; the NETCONF subsystem's <hello>), for
+    a configuration Job started while its endpoint still boots. Raises ConfigureError with the last reason."""
+    protocol = "netconf" if kind == "netconf" else "ssh"
+    where = Target(target.host, target.port, protocol, target.username, target.password)
+
+    async def until_answered() -> None:
+        deadline = asyncio.get_running_loop().time() + seconds
+        await retry_until(lambda: probe(where, min(10.0, seconds)), deadline, first_delay=0.1, max_delay=0.25)
+
+    try:
+        asyncio.run(until_answered())
+    except ProbeFailed as exc:
+        raise ConfigureError(f"{target.host}:{target.port} did not answer within {seconds:g}s: {exc}") from exc

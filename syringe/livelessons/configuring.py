@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import secrets
 
 from syringe.configure.base import base_configure
@@ -12,8 +13,20 @@ from syringe.curriculum.models import Endpoint
 from syringe.errors import ConfigureError, LaunchFailed, RuntimeUnavailable
 from syringe.livelessons.core import Core
 from syringe.livelessons.model import LiveLesson
+from syringe.livelessons.reaching import address
 from syringe.plan import Plan, labels
-from syringe.plan.jobs import configuration_jobs
+from syringe.plan.jobs import configuration_jobs, configured_through
+
+
+def _needs_base_configuration(core: Core, ll: LiveLesson, endpoint: Endpoint) -> bool:
+    """A Linux (container-image) endpoint with an SSH presentation whose runtime did not give it its
+    hostname and addresses as it booted. Known from the endpoint's first observation on."""
+    image = core.tree.images.get(endpoint.image)
+    ssh = next((p for p in endpoint.presentations if p.type == "ssh"), None)
+    seen = ll.endpoints[endpoint.name].observation
+    if image is None or image.kind != "container" or ssh is None or seen is None or seen.reach is None:
+        return False
+    return not seen.identity_assigned
 
 
 async def _base_configure(core: Core, ll: LiveLesson, plan: Plan) -> None:
@@ -22,13 +35,12 @@ async def _base_configure(core: Core, ll: LiveLesson, plan: Plan) -> None:
     lesson = core.tree.lessons[ll.lesson].lesson
 
     async def one(endpoint: Endpoint) -> None:
-        image = core.tree.images.get(endpoint.image)
-        ssh = next((p for p in endpoint.presentations if p.type == "ssh"), None)
+        if not _needs_base_configuration(core, ll, endpoint):
+            return
+        image = core.tree.images[endpoint.image]
+        ssh = next(p for p in endpoint.presentations if p.type == "ssh")
         seen = ll.endpoints[endpoint.name].observation
-        if image is None or image.kind != "container" or ssh is None or seen is None or seen.reach is None:
-            return
-        if seen.identity_assigned:
-            return
+        assert seen is not None and seen.reach is not None
         interfaces = [(i["name"], i["address"]) for i in plan.topology["endpoints"][endpoint.name]["interfaces"]]
         try:
             await base_configure(
@@ -56,19 +68,64 @@ async def _await_output(ll: LiveLesson, job: str, timeout: float = 2.0) -> None:
             await asyncio.wait_for(ll.changed.wait(), deadline - loop.time())
 
 
-async def configure(core: Core, ll: LiveLesson, deadline: float, plan: Plan | None = None) -> None:
-    """Base configuration, then the current stage's configuration Jobs, waiting for every one to succeed."""
+def launch_run(ll: LiveLesson) -> str:
+    """The run name of a launch's configuration: the same for every process that drives this launch, so
+    that a replacement adopts the Jobs its predecessor started instead of starting a second set (which
+    the lesson's quota would hold back until the first set ended)."""
+    return hashlib.sha256(f"{ll.id}/{ll.stage}".encode()).hexdigest()[:6]
+
+
+async def start_early(core: Core, ll: LiveLesson, plan: Plan, run: str) -> bool:
+    """Start the stage's configuration Jobs while the endpoints boot, each waiting for its endpoint to
+    answer: their pods are scheduled, started and waiting by the time the endpoints are, instead of after.
+    Only when no endpoint needs base configuration first (known once every endpoint has been observed with
+    an address). Returns whether the Jobs were started; a refusal is left for ``configure`` to report."""
+    lesson = core.tree.lessons[ll.lesson].lesson
+    configured = [e for e in lesson.endpoints if e.configuration_type is not None]
+    # The Job waits for the protocol it configures through (an SSH handshake, a NETCONF <hello>). An
+    # endpoint that does not present it (a python configurator of an HTTP service) starts after the probes.
+    if not configured or not all(configured_through(e) for e in configured):
+        return False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + core.settings.probe_timeout
+    while any(state.observation is None or address(state) is None for state in ll.endpoints.values()):
+        ll.changed.clear()
+        if loop.time() >= deadline:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ll.changed.wait(), deadline - loop.time())
+    if any(_needs_base_configuration(core, ll, e) for e in lesson.endpoints):
+        return False
+    wait = int(core.settings.probe_timeout)
+    jobs = configuration_jobs(lesson, plan, ll.stage, run, core.plan_settings, wait_for_target=wait)
+    try:
+        await core.runtime.create(jobs)
+    except RuntimeUnavailable:
+        return False
+    for job in jobs:
+        ll.jobs.setdefault(job["metadata"]["name"], "running")
+    return True
+
+
+async def configure(
+    core: Core, ll: LiveLesson, deadline: float, plan: Plan | None = None, run: str | None = None
+) -> None:
+    """Base configuration, then the current stage's configuration Jobs, waiting for every one to succeed.
+    ``run`` names the Jobs (a new name for every stage change); Jobs of that name already started (by
+    ``start_early``, or by the process this one replaced) are waited for, not started again."""
     source = core.tree.lessons[ll.lesson]
     plan = plan or await core.plan_for(ll)
     await _base_configure(core, ll, plan)
-    jobs = configuration_jobs(source.lesson, plan, ll.stage, secrets.token_hex(3), core.plan_settings)
+    jobs = configuration_jobs(source.lesson, plan, ll.stage, run or secrets.token_hex(3), core.plan_settings)
     if not jobs:
         return
     names = {job["metadata"]["name"]: job["metadata"]["labels"][labels.ENDPOINT] for job in jobs}
+    waiting = [job for job in jobs if job["metadata"]["name"] not in ll.jobs]
     for name in names:
-        ll.jobs[name] = "running"
+        ll.jobs.setdefault(name, "running")
     try:
-        await core.runtime.create(jobs)
+        if waiting:
+            await core.runtime.create(waiting)
     except RuntimeUnavailable as exc:
         raise LaunchFailed(f"starting stage {ll.stage}'s configuration: {exc}", "configuration") from exc
     loop = asyncio.get_running_loop()

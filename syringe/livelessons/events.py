@@ -40,10 +40,19 @@ def _on_job(core: Core, event: JobObservation | JobPodObservation) -> None:
     if isinstance(event, JobPodObservation):
         if event.message:
             ll.job_messages[event.job] = event.message[-TERMINATION_MESSAGE_LIMIT:]
+        # A Job runs one pod to completion: its pod succeeding is the Job succeeding, seen before the Job
+        # controller says so. (A failed pod may be retried, so failure waits for the Job.)
+        succeeded = event.phase == "Succeeded" and ll.jobs.get(event.job) == "running"
+        if succeeded:
+            ll.jobs[event.job] = "succeeded"
+        if event.message or succeeded:
             verification_news(ll, event.job)
             core.registry.notify(ll)
         return
-    if event.name not in ll.jobs:
+    # A Job this process did not start is recorded once it has ended: after a restart, the configuration
+    # Jobs of a launch in progress are adopted by name (configuring.launch_run), and may end before the
+    # launch is driven on.
+    if event.name not in ll.jobs and not (event.failed or event.succeeded):
         return
     if event.failed:
         ll.jobs[event.name] = "failed"

@@ -10,7 +10,7 @@ from collections.abc import Hashable
 
 from syringe.access.probes import Target, sweep
 from syringe.errors import LaunchFailed, ProbeFailed, RuntimeUnavailable
-from syringe.livelessons.configuring import configure
+from syringe.livelessons.configuring import configure, launch_run, start_early
 from syringe.livelessons.core import Core, log_context
 from syringe.livelessons.model import EndpointState, LiveLesson, Status
 from syringe.livelessons.reaching import address, probe_targets
@@ -32,10 +32,18 @@ async def drive(core: Core, ll: LiveLesson) -> None:
             await core.fail(ll, f"creating the lesson's objects: {exc}", "apply", cleanup=True)
             return
         core.writer.pass_through(ll, Status.BOOTING)
-        await _wait_for_endpoints(core, ll, deadline)
-        await _probe(core, ll, deadline)
+        run = launch_run(ll)
+        early = asyncio.create_task(start_early(core, ll, plan, run), name=f"configure-early-{ll.id}")
+        try:
+            await _wait_for_endpoints(core, ll, deadline)
+            await _probe(core, ll, deadline)
+        finally:
+            if not early.done():
+                early.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await early
         core.writer.pass_through(ll, Status.CONFIGURATION)
-        await configure(core, ll, deadline, plan)
+        await configure(core, ll, deadline, plan, run)
         if source.lesson.ready_delay:
             await asyncio.sleep(source.lesson.ready_delay)
         await core.writer.settle(ll, Status.READY)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from syringe.curriculum.models import Lesson
+from syringe.curriculum.models import Endpoint, Lesson, Presentation
 from syringe.plan import jobenv, labels
 from syringe.plan.builder import Plan
 from syringe.plan.credentials import CREDENTIALS_SECRET
@@ -103,19 +103,26 @@ def job_name(stage: int, endpoint: str, run: str) -> str:
     return f"config-s{stage}-r{run}-{endpoint}"[:63].rstrip("-")
 
 
-def _target_port(lesson: Lesson, endpoint_name: str, kind: str) -> int:
-    endpoint = lesson.endpoint(endpoint_name)
-    wanted = "netconf" if kind == "netconf" else "ssh"
-    for presentation in endpoint.presentations:
-        if presentation.type == wanted:
-            return presentation.port
-    if wanted == "netconf":
-        return 830
-    return 22
+def configured_through(endpoint: Endpoint) -> Presentation | None:
+    """The presentation a configurator of the endpoint reaches it through: NETCONF for a netconf
+    configuration, SSH for the others; None when the endpoint does not present it."""
+    wanted = "netconf" if endpoint.configuration_type == "netconf" else "ssh"
+    return next((p for p in endpoint.presentations if p.type == wanted), None)
 
 
-def configuration_jobs(lesson: Lesson, plan: Plan, stage: int, run: str, settings: PlanSettings) -> list[K8sObject]:
-    """The Jobs that configure ``stage``: ``run`` names each stage change, so every change runs anew."""
+def _target_port(endpoint: Endpoint) -> int:
+    presentation = configured_through(endpoint)
+    if presentation is not None:
+        return presentation.port
+    return 830 if endpoint.configuration_type == "netconf" else 22
+
+
+def configuration_jobs(
+    lesson: Lesson, plan: Plan, stage: int, run: str, settings: PlanSettings, wait_for_target: int = 0
+) -> list[K8sObject]:
+    """The Jobs that configure ``stage``: ``run`` names each stage change, so every change runs anew. With
+    ``wait_for_target`` seconds, each first waits that long for its endpoint to answer: Jobs started while
+    the endpoints boot, so that their pods are up and waiting by the time the endpoints are."""
     jobs = []
     for endpoint in lesson.endpoints:
         kind = endpoint.configuration_type
@@ -132,7 +139,7 @@ def configuration_jobs(lesson: Lesson, plan: Plan, stage: int, run: str, setting
         env: list[dict[str, Any]] = [
             # The endpoint's Service: the Job runs in the lesson's namespace, where its name resolves.
             {"name": jobenv.TARGET_HOST, "value": endpoint.name},
-            {"name": jobenv.TARGET_PORT, "value": str(_target_port(lesson, endpoint.name, kind))},
+            {"name": jobenv.TARGET_PORT, "value": str(_target_port(endpoint))},
             {
                 "name": jobenv.TARGET_USER,
                 "valueFrom": {"secretKeyRef": {**secret, "key": f"{endpoint.name}.username"}},
@@ -163,6 +170,7 @@ def configuration_jobs(lesson: Lesson, plan: Plan, stage: int, run: str, setting
                 str(settings.job_timeout_seconds),
                 "--napalm-mode",
                 settings.napalm_mode,
+                *(["--wait-for-target", str(wait_for_target)] if wait_for_target else []),
             ],
             "env": env,
             "resources": {
@@ -177,5 +185,7 @@ def configuration_jobs(lesson: Lesson, plan: Plan, stage: int, run: str, setting
                 {"name": "tmp", "mountPath": "/tmp"},
             ],
         }
-        jobs.append(_job(name, plan, job_labels, container, [], settings.job_backoff_limit, settings))
+        job = _job(name, plan, job_labels, container, [], settings.job_backoff_limit, settings)
+        job["spec"]["activeDeadlineSeconds"] += wait_for_target
+        jobs.append(job)
     return jobs
