@@ -96,7 +96,13 @@ class GuideError(CurriculumError, ValueError):
 
 # Endpoints.
 class ProbeFailed(EndpointError):
-    """A presentation did not answer its protocol probe in time; the message names which and why."""
+    """A presentation did not answer its protocol probe in time; the message names which and why.
+    ``refused``: the endpoint refused or cut the connection (nothing listens there), rather than being
+    slow to answer."""
+
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class LoginFailed(EndpointError):

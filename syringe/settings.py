@@ -41,6 +41,12 @@ class LifecycleSettings(BaseModel):
     delete_timeout: float = Field(default=120.0, gt=0)
     probe_timeout: float = Field(default=300.0, gt=0, description="How long presentations may take to answer.")
     probe_attempt_timeout: float = Field(default=5.0, gt=0, description="One probe attempt's timeout.")
+    refusal_grace: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds a presentation's port may refuse or cut every connection once its endpoint is up "
+        "(the VM's ready line, the pod Ready) before the launch fails: nothing listens there.",
+    )
     http_probe_path: str = Field(default="/", description="What http presentations are probed with (GET).")
     unschedulable_grace: float = Field(default=30.0, ge=0, description="How long a pod may stay unschedulable.")
     gc_interval: float = Field(default=30.0, gt=0)

@@ -33,26 +33,58 @@ class Target:
     http_path: str = "/"
 
 
-def _innermost(exc: BaseException) -> BaseException:
-    """The exception at the bottom of a chain: httpx wraps the OSError that says what happened."""
-    seen = {id(exc)}
+# What a connection to a port nothing listens on ends in: refused outright, or (through a NAT that accepts
+# first, as QEMU's user networking does) reset or closed before the server said anything.
+REFUSALS: tuple[type[BaseException], ...] = (
+    ConnectionRefusedError,
+    ConnectionResetError,
+    BrokenPipeError,
+    asyncio.IncompleteReadError,
+    asyncssh.ConnectionLost,
+    httpx.RemoteProtocolError,
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen, chain = {id(exc)}, [exc]
     while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
         seen.add(id(inner))
+        chain.append(inner)
         exc = inner
-    return exc
+    return chain
 
 
-async def tcp_probe(host: str, port: int, timeout: float = 2.0) -> None:
-    """Succeeds when ``host:port`` accepts a TCP connection."""
+def is_refusal(exc: BaseException) -> bool:
+    """Whether a failed probe saw the port refuse or cut the connection, anywhere in its cause chain."""
+    return any(isinstance(link, REFUSALS) for link in _chain(exc))
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The exception at the bottom of a chain: httpx wraps the OSError that says what happened."""
+    return _chain(exc)[-1]
+
+
+async def tcp_probe(host: str, port: int, timeout: float = 2.0, linger: float = 0.25) -> None:
+    """Succeeds when ``host:port`` accepts a TCP connection and keeps it open for ``linger`` seconds (or
+    sends something): a NAT in front of a closed port (QEMU's user networking) accepts, then cuts at once."""
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except TimeoutError as exc:
         raise ProbeFailed(f"tcp connect to {host}:{port}: timed out") from exc
     except OSError as exc:
         raise ProbeFailed(f"tcp connect to {host}:{port}: {reason(exc)}") from exc
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
+    try:
+        first = await asyncio.wait_for(reader.read(1), linger)
+    except TimeoutError:
+        first = b"open"  # connected, and quiet: a server waiting for its client to speak
+    except OSError as exc:
+        raise ProbeFailed(f"tcp connect to {host}:{port}: {reason(exc)}") from exc
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    if not first:
+        raise ProbeFailed(f"tcp connect to {host}:{port}: closed at once", refused=True)
 
 
 async def ssh_probe(host: str, port: int, timeout: float = 5.0) -> None:
@@ -92,7 +124,7 @@ async def http_probe(host: str, port: int, path: str = "/", timeout: float = 5.0
     return response.status_code
 
 
-async def probe(target: Target, timeout: float) -> None:
+async def _probe_once(target: Target, timeout: float) -> None:
     if target.kind == "ssh":
         await ssh_probe(target.host, target.port, timeout)
     elif target.kind == "netconf":
@@ -103,18 +135,38 @@ async def probe(target: Target, timeout: float) -> None:
         await tcp_probe(target.host, target.port, timeout)
 
 
+async def probe(target: Target, timeout: float) -> None:
+    """One probe of ``target`` by its protocol; a failure says whether the port refused the connection."""
+    try:
+        await _probe_once(target, timeout)
+    except ProbeFailed as exc:
+        if exc.refused or not is_refusal(exc):
+            raise
+        raise ProbeFailed(str(exc), refused=True) from exc
+
+
 async def retry_until(
-    attempt: Callable[[], Awaitable[object]], deadline: float, first_delay: float = 0.05, max_delay: float = 2.0
+    attempt: Callable[[], Awaitable[object]],
+    deadline: float,
+    first_delay: float = 0.05,
+    max_delay: float = 2.0,
+    refusal_grace: float | None = None,
 ) -> None:
-    """Run ``attempt`` until it succeeds, backing off between tries; raise its last failure at ``deadline``."""
+    """Run ``attempt`` until it succeeds, backing off between tries; raise its last failure at ``deadline``.
+    With ``refusal_grace``, give up sooner when every attempt for that long was refused: nothing listens."""
     loop = asyncio.get_running_loop()
     delay = first_delay
+    refused_since: float | None = None
     while True:
         try:
             await attempt()
             return
-        except ProbeFailed:
-            if loop.time() + delay >= deadline:
+        except ProbeFailed as exc:
+            now = loop.time()
+            refused_since = (refused_since if refused_since is not None else now) if exc.refused else None
+            if refusal_grace is not None and refused_since is not None and now - refused_since >= refusal_grace:
+                raise ProbeFailed(f"{exc} (every try for {refusal_grace:g}s after the endpoint was up)", True) from exc
+            if now + delay >= deadline:
                 raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_delay)
@@ -125,18 +177,31 @@ async def sweep(
     deadline: float,
     attempt_timeout: float,
     on_ready: Callable[[Hashable], None] = lambda key: None,
+    refusal_grace: float | None = None,
 ) -> None:
     """Probe every target at once, each with backoff, until it answers or ``deadline`` passes.
 
     A sweep takes as long as its slowest target, not the sum. The first target that cannot be reached by
-    the deadline raises ProbeFailed("<key>: <reason>").
+    the deadline raises ProbeFailed("<key>: <reason>"). With ``refusal_grace``, a target whose port refused
+    every connection for that long fails at once: its endpoint is up, and nothing listens there.
     """
 
     async def one(key: Hashable, target: Target) -> None:
         try:
-            await retry_until(lambda: probe(target, attempt_timeout), deadline)
+            await retry_until(lambda: probe(target, attempt_timeout), deadline, refusal_grace=refusal_grace)
         except ProbeFailed as exc:
-            raise ProbeFailed(f"{key}: {exc}") from exc
+            raise ProbeFailed(f"{key}: {exc}", exc.refused) from exc
         on_ready(key)
 
-    await asyncio.gather(*(one(key, target) for key, target in targets.items()))
+    tasks = [asyncio.ensure_future(one(key, target)) for key, target in targets.items()]
+    if not tasks:
+        return
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:  # the first failure ends the sweep: the others are stopped, not left behind
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error

@@ -7,7 +7,9 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
+
+from syringe.curriculum.models import TinyFlavour
 
 # The names `--output` gives the tiny VM's files; the QEMU wrapper's Dockerfile copies them from
 # .build/tiny-linux/ to /images/tiny-linux/.
@@ -37,7 +39,7 @@ def cmd_image_build(args: argparse.Namespace) -> int:
     from syringe.runtime.local.tinylinux import timed_build
 
     try:
-        image, seconds = timed_build(Path(args.cache) if args.cache else None, args.force)
+        image, seconds = timed_build(Path(args.cache) if args.cache else None, args.force, args.flavour)
     except ImageBuildError as exc:
         print(f"error: building {args.name}: {exc}", file=sys.stderr)
         return 1
@@ -64,6 +66,7 @@ def register(commands: Any) -> None:
     build.add_argument("--cache", help="cache directory (default: $SYRINGE_CACHE_DIR, /var/cache/syringe as root, "
                        "else ~/.cache/syringe)")  # fmt: skip
     build.add_argument("--force", action="store_true", help="build again even when cached")
+    build.add_argument("--flavour", choices=get_args(TinyFlavour), default="base", help="tiny-linux: which flavour")
     build.add_argument("--quiet", action="store_true", help="print nothing on success")
     build.add_argument(
         "--output",

@@ -47,9 +47,10 @@ class ConfigTarget:
 
 
 def wait_for(target: ConfigTarget, kind: str, seconds: float) -> None:
-    """Wait until the target answers its protocol (an SSH handshake; the NETCONF subsystem's <hello>), for
-    a configuration Job started while its endpoint still boots. Raises ConfigureError with the last reason."""
-    protocol = "netconf" if kind == "netconf" else "ssh"
+    """Wait until the target answers its protocol (an SSH handshake, the NETCONF subsystem's <hello>, an
+    HTTP answer), for a configuration Job started while its endpoint still boots. Raises ConfigureError
+    with the last reason."""
+    protocol = os.environ.get(jobenv.TARGET_PROTOCOL) or ("netconf" if kind == "netconf" else "ssh")
     where = Target(target.host, target.port, protocol, target.username, target.password)
 
     async def until_answered() -> None:

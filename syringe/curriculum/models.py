@@ -48,6 +48,8 @@ GuideType = Literal["markdown", "jupyter"]
 Flavor = Literal["trusted", "untrusted", "legacy"]
 ImageKind = Literal["container", "vm"]
 LocalKind = Literal["tiny-linux", "disk", "kernel"]
+# What a tiny VM carries beyond busybox, OpenSSH, bash and ping (syringe/runtime/local/tinylinux.py).
+TinyFlavour = Literal["base", "netconf", "inventory", "utility"]
 Tier = Literal["prod", "ptr", "local"]
 Category = Literal["fundamentals", "tools", "workflows"]
 CollectionType = Literal["vendor", "community", "consultancy"]
@@ -131,6 +133,13 @@ class LocalRun(Model):
         description="tiny-linux: Syringe's tiny Linux VM stands in (for Linux container images); disk: boot a "
         "qcow2 disk through an overlay, so a restart resets it; kernel: boot a kernel and an initrd."
     )
+    flavour: TinyFlavour = Field(
+        default="base",
+        description="kind tiny-linux: what the VM carries beyond the base (busybox, OpenSSH on 22 and 830, bash, "
+        "ping, a web page on 80): netconf, a NETCONF server with real edit-config semantics and operational "
+        "state; inventory, that and the inventory REST service on 8080; utility, that and curl, tcpdump, "
+        "traceroute and python3.",
+    )
     disk: str = Field(default="", description="kind disk: the qcow2 image, absolute or relative to the image's "
                       "directory.")  # fmt: skip
     kernel: str = Field(default="", description="kind kernel: the kernel, absolute or relative.")
@@ -150,6 +159,8 @@ class LocalRun(Model):
             raise ValueError("local kind disk needs disk: the qcow2 image to boot")
         if self.kind == "kernel" and not (self.kernel and self.initrd):
             raise ValueError("local kind kernel needs kernel: and initrd:")
+        if self.flavour != "base" and self.kind != "tiny-linux":
+            raise ValueError(f"local flavour {self.flavour} is a flavour of the tiny VM: it needs kind tiny-linux")
         return self
 
 

@@ -37,15 +37,19 @@ def _on_job(core: Core, event: JobObservation | JobPodObservation) -> None:
     ll = core.registry.by_namespace(event.namespace)
     if ll is None:
         return
+    # Listeners hear of a Job only when what is known of it changed: a Job reported again after it ended
+    # (the Job controller's update after its pod's) must not wake another READY lesson's streams.
     if isinstance(event, JobPodObservation):
-        if event.message:
+        news = False
+        if event.message and ll.job_messages.get(event.job) != event.message[-TERMINATION_MESSAGE_LIMIT:]:
             ll.job_messages[event.job] = event.message[-TERMINATION_MESSAGE_LIMIT:]
+            news = True
         # A Job runs one pod to completion: its pod succeeding is the Job succeeding, seen before the Job
         # controller says so. (A failed pod may be retried, so failure waits for the Job.)
-        succeeded = event.phase == "Succeeded" and ll.jobs.get(event.job) == "running"
-        if succeeded:
+        if event.phase == "Succeeded" and ll.jobs.get(event.job) == "running":
             ll.jobs[event.job] = "succeeded"
-        if event.message or succeeded:
+            news = True
+        if news:
             verification_news(ll, event.job)
             core.registry.notify(ll)
         return
@@ -54,12 +58,13 @@ def _on_job(core: Core, event: JobObservation | JobPodObservation) -> None:
     # launch is driven on.
     if event.name not in ll.jobs and not (event.failed or event.succeeded):
         return
+    before = ll.jobs.get(event.name)
     if event.failed:
         ll.jobs[event.name] = "failed"
     elif event.succeeded:
         ll.jobs[event.name] = "succeeded"
-    verification_news(ll, event.name)
-    core.registry.notify(ll)
+    if verification_news(ll, event.name) or ll.jobs.get(event.name) != before:
+        core.registry.notify(ll)
 
 
 def _on_endpoint(core: Core, event: EndpointObservation) -> None:

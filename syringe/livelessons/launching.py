@@ -99,7 +99,7 @@ async def _probe(core: Core, ll: LiveLesson, deadline: float) -> None:
     ports: dict[Hashable, tuple[EndpointState, int]] = {}
     for endpoint in ll.endpoints.values():
         for port, (name, target) in probe_targets(core.tree, ll, endpoint.name, core.settings.http_probe_path).items():
-            key = f"{endpoint.name}/{name}"
+            key = f"{endpoint.name}/{name}" if name == f"port {port}" else f"{endpoint.name}/{name} (port {port})"
             targets[key], ports[key] = target, (endpoint, port)
 
     def reachable(key: Hashable) -> None:
@@ -108,6 +108,7 @@ async def _probe(core: Core, ll: LiveLesson, deadline: float) -> None:
         core.registry.notify(ll)
 
     try:
-        await sweep(targets, deadline, core.settings.probe_attempt_timeout, reachable)
+        # Every endpoint is up by now (_wait_for_endpoints), so a port that keeps refusing has nothing behind it.
+        await sweep(targets, deadline, core.settings.probe_attempt_timeout, reachable, core.settings.refusal_grace)
     except ProbeFailed as exc:
         raise LaunchFailed(str(exc), "probe") from exc

@@ -14,6 +14,9 @@ from collections.abc import Mapping
 # The endpoint a configuration Job configures: its Service name and port in a cluster.
 TARGET_HOST = "SYRINGE_TARGET_HOST"
 TARGET_PORT = "SYRINGE_TARGET_PORT"
+# The protocol of the presentation on that port (ssh, netconf, http, tcp): what a Job started while its
+# endpoint boots waits to answer.
+TARGET_PROTOCOL = "SYRINGE_TARGET_PROTOCOL"
 # The login, from the credentials Secret by secretKeyRef.
 TARGET_USER = "SYRINGE_TARGET_USER"
 TARGET_PASSWORD = "SYRINGE_TARGET_PASSWORD"

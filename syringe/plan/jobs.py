@@ -105,9 +105,20 @@ def job_name(stage: int, endpoint: str, run: str) -> str:
 
 def configured_through(endpoint: Endpoint) -> Presentation | None:
     """The presentation a configurator of the endpoint reaches it through: NETCONF for a netconf
-    configuration, SSH for the others; None when the endpoint does not present it."""
+    configuration, SSH for ansible and napalm; for python, SSH where the endpoint presents it, else its
+    first presentation (a configurator that calls a REST API). None when the endpoint does not present it."""
     wanted = "netconf" if endpoint.configuration_type == "netconf" else "ssh"
-    return next((p for p in endpoint.presentations if p.type == wanted), None)
+    found = next((p for p in endpoint.presentations if p.type == wanted), None)
+    if found is None and endpoint.configuration_type == "python" and endpoint.presentations:
+        return endpoint.presentations[0]
+    return found
+
+
+def _target_protocol(endpoint: Endpoint) -> str:
+    presentation = configured_through(endpoint)
+    if presentation is not None:
+        return presentation.type
+    return "netconf" if endpoint.configuration_type == "netconf" else "ssh"
 
 
 def _target_port(endpoint: Endpoint) -> int:
@@ -140,6 +151,7 @@ def configuration_jobs(
             # The endpoint's Service: the Job runs in the lesson's namespace, where its name resolves.
             {"name": jobenv.TARGET_HOST, "value": endpoint.name},
             {"name": jobenv.TARGET_PORT, "value": str(_target_port(endpoint))},
+            {"name": jobenv.TARGET_PROTOCOL, "value": _target_protocol(endpoint)},
             {
                 "name": jobenv.TARGET_USER,
                 "valueFrom": {"secretKeyRef": {**secret, "key": f"{endpoint.name}.username"}},

@@ -204,7 +204,7 @@ async def test_an_endpoint_that_never_answers_fails_its_probe_by_name(lifecycle:
     manager = await lifecycle(probe_timeout=3, probe_attempt_timeout=1)
     ll = await manager.launch("learner", "mute-image")
     assert await settled(manager, ll) is Status.ERROR
-    assert ll.error == "bad/cli: ssh handshake: no banner and key exchange within 1s"
+    assert ll.error == "bad/cli (port 22): ssh handshake: no banner and key exchange within 1s"
     assert ll.endpoints["good"].healthy and not ll.endpoints["bad"].healthy
 
 

@@ -159,3 +159,56 @@ async def test_sweep_retries_until_ready_and_names_the_failure(servers: PodServe
 
     with pytest.raises(ProbeFailed, match=r"^vqfx1/cli: ssh handshake: connection refused$"):
         await sweep({"vqfx1/cli": Target(HOST, 2999, "ssh")}, loop.time() + 0.5, 0.5)
+
+
+async def _closing_server(host: str) -> tuple[asyncio.Server, int]:
+    """Accepts, then closes at once without a word: a NAT in front of a port nothing listens on (QEMU's
+    user networking does this)."""
+
+    async def close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(close, host, 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_a_port_that_keeps_refusing_fails_after_the_refusal_grace_not_the_deadline() -> None:
+    loop = asyncio.get_running_loop()
+    # Refused outright: the deadline is a minute away, the grace one second.
+    refused = r"^r1/cli: ssh handshake: connection refused \(every try for 1s after the endpoint was up\)$"
+    with pytest.raises(ProbeFailed, match=refused) as e:
+        await sweep({"r1/cli": Target(HOST, 2999, "ssh")}, loop.time() + 60, 0.5, refusal_grace=1.0)
+    assert e.value.refused
+    # Accepted and cut: for each protocol, the same.
+    server, port = await _closing_server(HOST)
+    try:
+        for kind in ("http", "ssh", "tcp", "netconf"):
+            target = Target(HOST, port, kind, "u", "p")
+            with pytest.raises(ProbeFailed, match=r"\(every try for 1s after the endpoint was up\)$") as cut:
+                await sweep({f"r1/{kind}": target}, loop.time() + 60, 0.5, refusal_grace=1.0)
+            assert cut.value.refused, (kind, str(cut.value))
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_port_that_is_only_slow_waits_for_the_deadline() -> None:
+    """A server that accepts and says nothing is slow, not absent: the grace does not cut it short."""
+    loop = asyncio.get_running_loop()
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        timed_out = r"^r1/cli: ssh handshake: no banner and key exchange within 0.5s$"
+        with pytest.raises(ProbeFailed, match=timed_out) as slow:
+            await sweep({"r1/cli": Target(HOST, port, "ssh")}, loop.time() + 2, 0.5, refusal_grace=0.2)
+        assert not slow.value.refused
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()

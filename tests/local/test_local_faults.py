@@ -18,7 +18,7 @@ import pytest
 from syringe.runtime.local.tinylinux import TinyLinux
 from tests.integration.helpers import REPO
 from tests.local.conftest import local_env, qemu_processes, serve_locally
-from tests.local.test_local_runtime import launch
+from tests.local.test_local_runtime import launch, wait_gone
 
 INSTANCE = f"lf{os.getpid() % 100000}"
 # Disks the tests build at launch time (the tree changes after validation), where QEMU (nobody) can read them:
@@ -68,6 +68,14 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _lesson(root, "too-many-links", [("hub", "utility")] + [(f"spoke{i}", "utility") for i in range(29)], hub=True)
     _lesson(root, "one-host", [("host", "utility")])
     _lesson(root, "huge-memory", [("small", "utility"), ("big", "huge")])
+    # The tiny VM serves SSH, but nothing in it listens on 8080.
+    (root / "lessons/nothing-listens/stage0").mkdir(parents=True)
+    (root / "lessons/nothing-listens/stage0/guide.md").write_text("# guide\n")
+    (root / "lessons/nothing-listens/lesson.meta.yaml").write_text(
+        "name: nothing-listens\nslug: nothing-listens\ncategory: tools\nendpoints:\n- name: web\n  image: utility\n"
+        "  presentations: [{name: cli, port: 22, type: ssh}, {name: app, port: 8080, type: http}]\n"
+        "stages:\n- description: only\n"
+    )
     for slug in DISKS_BUILT_AT_LAUNCH:
         _image(root, slug, f"local:\n  kind: disk\n  disk: {DISKS}/{slug}/disk.qcow2\n")
         _lesson(root, slug, [("good", "utility"), ("router", slug)])
@@ -84,6 +92,7 @@ def served(tiny_linux: TinyLinux, faulty: Path, tmp_path_factory: pytest.TempPat
         SYRINGE_LOCAL__IMAGE_DIRS=json.dumps([str(DISKS)]),
         # A disk the runtime wrongly starts fails its probe soon, rather than after the default 300 s.
         SYRINGE_LIFECYCLE__PROBE_TIMEOUT="20",
+        SYRINGE_LIFECYCLE__REFUSAL_GRACE="2",
     )
     server = serve_locally(env, tmp_path_factory.mktemp("serve") / "serve.log")
     try:
@@ -112,6 +121,18 @@ async def test_an_endpoint_that_cannot_run_fails_clearly_and_leaves_nothing(
     await asyncio.sleep(1)  # the cleanup runs in the background
     assert qemu_processes(f"syringe.{INSTANCE}-{view['id']}.") == []
     assert not await asyncio.to_thread(os.path.exists, f"/tmp/syringe-test-local/{INSTANCE}/{INSTANCE}-{view['id']}")
+
+
+async def test_a_port_nothing_listens_on_fails_the_launch_once_the_endpoint_is_up(http: httpx.AsyncClient) -> None:
+    """Not after the probe timeout (20 s here, 300 s by default): after the refusal grace (2 s here), with
+    the endpoint, the port and what the probe saw."""
+    view, _ = await launch(http, "nothing-listens")
+    assert view["status"] == "ERROR"
+    assert view["error"].startswith("web/app (port 8080): http GET /: "), view["error"]
+    assert "after the endpoint was up" in view["error"], view["error"]
+    assert (await http.delete(f"/api/v1/livelessons/{view['id']}")).status_code == 202
+    await wait_gone(http, view["id"])
+    assert qemu_processes(f"syringe.{INSTANCE}-{view['id']}.") == []
 
 
 def _qcow2(path: Path, backing: str | None = None, backing_format: str = "qcow2") -> None:

@@ -101,7 +101,7 @@ async def test_a_disk_boots_through_an_overlay_and_the_image_stays_as_it_was(
     # inspection (its console), as a failed pod does, until the live lesson is deleted.
     view, _ = await launch(http, "disk-host")
     assert view["status"] == "ERROR"
-    assert "host/cli: ssh handshake" in view["error"], view["error"]
+    assert "host/cli (port 22): ssh handshake" in view["error"], view["error"]
     assert (await http.delete(f"/api/v1/livelessons/{livelesson}")).status_code == 202
     await wait_gone(http, livelesson)
     assert qemu_processes(f"syringe.{INSTANCE}-{livelesson}.") == []

@@ -28,7 +28,7 @@ def test_output_puts_the_booted_kernel_and_the_initramfs_under_fixed_names(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     image = _built(tmp_path / "cache" / "tiny-linux" / "abc")
-    monkeypatch.setattr(tinylinux, "timed_build", lambda cache, force: (image, 0.1))
+    monkeypatch.setattr(tinylinux, "timed_build", lambda cache, force, flavour: (image, 0.1))
     out = tmp_path / "context" / ".build" / "tiny-linux"
     assert main(["image", "build", "tiny-linux", "--quiet", "--output", str(out)]) == 0
     assert capsys.readouterr().out == ""
@@ -75,7 +75,7 @@ def test_output_that_cannot_be_written_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     image = _built(tmp_path / "cache")
-    monkeypatch.setattr(tinylinux, "timed_build", lambda cache, force: (image, 0.1))
+    monkeypatch.setattr(tinylinux, "timed_build", lambda cache, force, flavour: (image, 0.1))
     (tmp_path / "file").write_text("not a directory")
     assert main(["image", "build", "tiny-linux", "--quiet", "--output", str(tmp_path / "file")]) == 1
     assert f"writing into {tmp_path / 'file'}" in capsys.readouterr().err

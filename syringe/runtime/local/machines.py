@@ -25,7 +25,6 @@ from syringe.plan import Plan
 from syringe.plan.addressing import attachments_by_endpoint
 from syringe.plan.quantity import mebibytes
 from syringe.qemu.command import (
-    MIN_TINY_MEMORY_MIB,
     DataNic,
     DiskBoot,
     KernelBoot,
@@ -37,6 +36,7 @@ from syringe.qemu.command import (
     qemu_command,
 )
 from syringe.runtime.local.disks import ImageFileRefused, allowed_directories, confined_file, disk_chain
+from syringe.runtime.local.flavours import FLAVOURS
 from syringe.runtime.local.host import free_port, vm_name
 from syringe.runtime.local.state import VMS, Account, vm_directory
 from syringe.runtime.local.tinylinux import TinyLinux, build_tiny_linux
@@ -46,6 +46,12 @@ from syringe.settings import LocalSettings
 VM_OVERHEAD_MIB = 70  # QEMU's own memory per VM beyond guest RAM (measured in bench/local_vms.py)
 ALWAYS_FORWARDED = (22, 830, 80)  # SSH for configuration, NETCONF and HTTP for every presentation type
 SHARE = "lesson"  # a live lesson's directory holds its files here, shared with its VMs
+
+
+def tiny_memory_mib(image: Image) -> int:
+    """A tiny VM's memory: what the image asks for, and at least what its flavour boots in."""
+    assert image.local is not None
+    return max(mebibytes(image.local.memory), FLAVOURS[image.local.flavour].memory_mib)
 
 
 def available_memory_mib() -> int | None:
@@ -81,28 +87,30 @@ class Machines:
         self.state_dir = state_dir
         self.accel = accel
         self.run_as = run_as
-        self._tiny: TinyLinux | None = None
+        self._tinies: dict[str, TinyLinux] = {}  # by flavour
         self._tiny_lock = asyncio.Lock()
         self._templates: Templates | None = None
 
     def _tiny_shape(self, image: Image, nics: int) -> Shape:
         assert image.local is not None
-        return Shape(nics, max(mebibytes(image.local.memory), MIN_TINY_MEMORY_MIB))
+        return Shape(nics, tiny_memory_mib(image), image.local.flavour)
 
     async def warm_states(
         self, plan: Plan, boots: Mapping[str, tuple[KernelBoot | DiskBoot, Image]]
     ) -> dict[str, Path]:
         """Saved states to restore, by endpoint: tiny VMs whose shape has (or now gets) a template."""
-        if not self.settings.warm_boot or self._tiny is None:
+        if not self.settings.warm_boot or not self._tinies:
             return {}
         if self._templates is None:
             self._templates = Templates(
-                self.state_dir / "templates", self._tiny, self.settings.qemu_binary, self.run_as, self.accel
+                self.state_dir / "templates", self._tinies, self.settings.qemu_binary, self.run_as, self.accel
             )
         attached = attachments_by_endpoint(plan.links)
         states: dict[str, Path] = {}
         for name, (_, image) in boots.items():
             if image.local is None or image.local.kind != "tiny-linux" or image.local.cpus != 1:
+                continue
+            if image.local.flavour not in self._tinies:
                 continue
             try:
                 shape = self._tiny_shape(image, len(attached.get(name, [])))
@@ -118,7 +126,7 @@ class Machines:
             assert image.local is not None
             memory = mebibytes(image.local.memory)
             if image.local.kind == "tiny-linux":
-                memory = max(memory, MIN_TINY_MEMORY_MIB)
+                memory = tiny_memory_mib(image)
             needed += memory + VM_OVERHEAD_MIB
         available = await asyncio.to_thread(available_memory_mib)
         if available is not None and needed > available:
@@ -127,14 +135,16 @@ class Machines:
                 f"{needed} MiB: delete a live lesson first"
             )
 
-    async def tiny_linux(self) -> TinyLinux:
+    async def tiny_linux(self, flavour: str = "base") -> TinyLinux:
         async with self._tiny_lock:
-            if self._tiny is None:
+            if flavour not in self._tinies:
                 try:
-                    self._tiny = await asyncio.to_thread(build_tiny_linux, self.settings.cache_dir)
+                    built = await asyncio.to_thread(build_tiny_linux, self.settings.cache_dir, False, flavour)
                 except ImageBuildError as exc:
-                    raise RuntimeUnavailable(f"building the tiny Linux VM: {exc}") from exc
-            return self._tiny
+                    name = "the tiny Linux VM" + (f" ({flavour} flavour)" if flavour != "base" else "")
+                    raise RuntimeUnavailable(f"building {name}: {exc}") from exc
+                self._tinies[flavour] = built
+            return self._tinies[flavour]
 
     def _unreadable(self, path: Path) -> str | None:
         """Why QEMU, running as another user, cannot read ``path``; None when it can."""
@@ -178,7 +188,7 @@ class Machines:
                 "local: section (kind tiny-linux, disk or kernel)"
             )
         if local.kind == "tiny-linux":
-            tiny = await self.tiny_linux()
+            tiny = await self.tiny_linux(local.flavour)
             return KernelBoot(str(tiny.kernel), str(tiny.initrd)), image
         if local.kind == "kernel":
             files = [self._image_path(slug, local.kernel), self._image_path(slug, local.initrd)]
@@ -224,7 +234,7 @@ class Machines:
             tiny = image.local.kind == "tiny-linux"
             memory = mebibytes(image.local.memory)
             if isinstance(boot, KernelBoot) and tiny:
-                memory = max(memory, MIN_TINY_MEMORY_MIB)
+                memory = tiny_memory_mib(image)
                 boot = KernelBoot(
                     boot.kernel,
                     boot.initrd,

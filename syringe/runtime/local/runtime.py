@@ -140,9 +140,13 @@ class LocalRuntime:
                 log.warning("lesson code runs with no sandbox, as uid %d, as trusted: %s", os.geteuid(), found)
             else:
                 log.warning("lesson code will not run (configuration scripts, checks): %s", found)
-        if any(image.local is not None and image.local.kind == "tiny-linux" for image in self.images.values()):
+        # Every flavour of the tiny VM that the curriculum's images use, built (or found in the cache) now
+        # rather than at a learner's first launch.
+        tiny = [image.local for image in self.images.values() if image.local and image.local.kind == "tiny-linux"]
+        flavours = {local.flavour for local in tiny}
+        for flavour in sorted(flavours):
             try:
-                await self.machines.tiny_linux()
+                await self.machines.tiny_linux(flavour)
             except RuntimeUnavailable as exc:
                 log.warning("%s; lessons that need it will fail to launch", exc)
         log.info("local runtime: QEMU with %s, state in %s", self.accel, self.state_dir)

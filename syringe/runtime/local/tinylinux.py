@@ -24,6 +24,7 @@ from pathlib import Path
 import asyncssh
 
 from syringe.errors import ImageBuildError
+from syringe.runtime.local.flavours import FLAVOURS, NETCONF_SERVER, PYTHON, PYTHON_PACKAGES, Flavour, python_files
 
 PACKAGES = ("busybox-static", "openssh-server", "libwrap0", "iputils-ping", "bash")
 # Debian binaries, with the libraries they link: sshd (subsystems, for NETCONF); bash, the learner's shell
@@ -98,6 +99,20 @@ def _download(packages: list[str], into: Path) -> None:
         _run(["apt-get", "download", *missing], "downloading packages", cwd=into)
 
 
+def _with_dependencies(packages: tuple[str, ...]) -> list[str]:
+    """The packages and every package they depend on (no recommends): what their binaries may link."""
+    if not packages:
+        return []
+    command = ["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
+               "--no-breaks", "--no-replaces", "--no-enhances", *packages]  # fmt: skip
+    output = _run(command, "finding the flavour's packages", check=False)
+    if not output.strip():
+        _run(["apt-get", "update", "-qq"], "updating the package lists")
+        output = _run(command, "finding the flavour's packages")
+    found = {line.strip() for line in output.splitlines() if line and not line[0].isspace() and "<" not in line}
+    return sorted(found | set(packages))
+
+
 def _module_dependencies(path: Path) -> list[str]:
     info = re.search(rb"depends=([\w,-]*)\x00", path.read_bytes())
     return [d.replace("-", "_") for d in info.group(1).decode().split(",") if d] if info else []
@@ -159,8 +174,9 @@ def extract_vmlinux(bzimage: bytes) -> bytes | None:
     return elf if _has_pvh_entry(elf) else None
 
 
-def _libraries(binary: Path, extra_library_dir: Path) -> list[Path]:
-    env = {**os.environ, "LD_LIBRARY_PATH": str(extra_library_dir)}
+def _libraries(binary: Path, unpacked: Path) -> list[Path]:
+    directories = (unpacked / "lib" / MULTIARCH, unpacked / "usr/lib" / MULTIARCH)
+    env = {**os.environ, "LD_LIBRARY_PATH": ":".join(str(d) for d in directories)}
     done = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, env=env, check=False)
     missing = re.findall(r"(\S+) => not found", done.stdout)
     if done.returncode != 0 or missing:
@@ -243,11 +259,14 @@ def _host_keys() -> dict[str, bytes]:
     return keys
 
 
-def _initramfs(unpacked: Path, modules: list[Path], modules_root: Path) -> bytes:
+TOP_DIRECTORIES = ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "usr/libexec", "usr/libexec/syringe", "etc",
+                   "etc/ssh", "proc", "sys", "dev", "run", "tmp", "root", "home", "mnt", "var", "var/log", "var/lib",
+                   "srv", "srv/www", "srv/www/cgi-bin", "lib", "lib/modules", "lib64")  # fmt: skip
+
+
+def _initramfs(unpacked: Path, modules: list[Path], modules_root: Path, flavour: Flavour) -> bytes:
     archive = Cpio()
-    for directory in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "usr/libexec", "usr/libexec/syringe", "etc",
-                      "etc/ssh", "proc", "sys", "dev", "run", "tmp", "root", "home", "mnt", "var", "var/log",
-                      "var/lib", "srv", "srv/www", "srv/www/cgi-bin", "lib", "lib/modules", "lib64"):  # fmt: skip
+    for directory in TOP_DIRECTORIES:
         archive.directory(directory, 0o700 if directory == "root" else 0o755)
     busybox = unpacked / "bin/busybox"
     archive.file("bin/busybox", busybox.read_bytes(), 0o755)
@@ -260,22 +279,45 @@ def _initramfs(unpacked: Path, modules: list[Path], modules_root: Path) -> bytes
                 archive.symlink(path, "/bin/busybox")
                 linked.add(path)
 
-    made: set[str] = set()
+    made: set[str] = set(TOP_DIRECTORIES)
     added: set[str] = set()
-    for binary in BINARIES:
-        archive.file(binary, (unpacked / binary).read_bytes(), 0o755)
-        for library in _libraries(unpacked / binary, unpacked / "usr/lib" / MULTIARCH):
+
+    def directories_for(inside: str) -> None:
+        parent = Path(inside).parent
+        for depth in range(1, len(parent.parts) + 1):
+            part = str(Path(*parent.parts[:depth]))
+            if part not in made:
+                archive.directory(part)
+                made.add(part)
+
+    def with_libraries(source: Path) -> None:
+        for library in _libraries(source, unpacked):
             inside = str(library).removeprefix(str(unpacked)).lstrip("/")
             if inside in added:
                 continue
             added.add(inside)
-            parent = Path(inside).parent
-            for depth in range(1, len(parent.parts) + 1):
-                part = str(Path(*parent.parts[:depth]))
-                if part not in made and part not in ("lib", "lib64", "usr"):
-                    archive.directory(part)
-                    made.add(part)
+            directories_for(inside)
             archive.file(inside, library.resolve().read_bytes(), 0o755)
+
+    binaries = [(binary, binary) for binary in BINARIES] + list(flavour.binaries)
+    if flavour.python:
+        binaries.append((f"usr/bin/{PYTHON}", f"usr/bin/{PYTHON}"))
+    for source, inside in binaries:
+        directories_for(inside)
+        archive.file(inside, (unpacked / source).read_bytes(), 0o755)
+        with_libraries(unpacked / source)
+    if flavour.python:
+        archive.symlink("usr/bin/python3", PYTHON)
+        files, extensions = python_files(unpacked / "usr/lib/python3.11")
+        for python_file in files:
+            directories_for(python_file.inside)
+            archive.file(python_file.inside, python_file.data, python_file.mode)
+        directories_for("usr/lib/python3.11/lib-dynload/x")
+        for extension in extensions:
+            with_libraries(extension)
+    if flavour.start:
+        directories_for("etc/syringe/start")
+        archive.file("etc/syringe/start", ("#!/bin/sh\n" + flavour.start).encode(), 0o755)
 
     order = []
     for module in modules:
@@ -289,29 +331,44 @@ def _initramfs(unpacked: Path, modules: list[Path], modules_root: Path) -> bytes
     for name, data in _host_keys().items():
         archive.file(name, data, 0o644 if name.endswith(".pub") else 0o600)
     archive.file("init", _guest_file("init"), 0o755)
-    archive.file("usr/libexec/syringe/netconf-server", _guest_file("netconf-server"), 0o755)
+    netconf_server = NETCONF_SERVER.encode() if flavour.python else _guest_file("netconf-server")
+    archive.file("usr/libexec/syringe/netconf-server", netconf_server, 0o755)
     archive.file("srv/www/index.html.in", _guest_file("index.html.in"))
     archive.file("srv/www/cgi-bin/status", _guest_file("status.cgi"), 0o755)
     return archive.close()
 
 
-def _digest(kernel: str) -> str:
-    h = hashlib.sha256(f"{kernel} {' '.join(PACKAGES)} {' '.join(MODULES)}".encode())
-    h.update(Path(__file__).read_bytes())  # how it is built is part of what is built
+def _digest(kernel: str, flavour: str) -> str:
+    h = hashlib.sha256(f"{kernel} {' '.join(PACKAGES)} {' '.join(MODULES)} {flavour}".encode())
+    # How it is built is part of what is built, and so are the programs it carries.
+    h.update(Path(__file__).read_bytes())
+    h.update((Path(__file__).parent / "flavours.py").read_bytes())
     for name in GUEST_FILES:
         h.update(_guest_file(name))
-    return h.hexdigest()[:12]
+    if FLAVOURS[flavour].python:
+        for program in sorted((Path(__file__).parents[2] / "guest").glob("*.py")):
+            h.update(program.read_bytes())
+        h.update((Path(__file__).parents[2] / "access/netconf_framing.py").read_bytes())
+    return f"{flavour}-{h.hexdigest()[:12]}" if flavour != "base" else h.hexdigest()[:12]
+
+
+def _flavour_of(build: str) -> str:
+    """A build directory's flavour: <flavour>-<digest>, or the bare digest of the base."""
+    return build.rsplit("-", 1)[0] if "-" in build else "base"
 
 
 KEEP_BUILDS = 3  # other checkouts (or a running Syringe) may still use an older build
 
 
-def build_tiny_linux(cache: Path | None = None, force: bool = False) -> TinyLinux:
-    """Build (or find) the tiny VM. Returns where its kernel and initramfs are. Builds of one cache are
-    serialised by a lock, so two checkouts building different versions at once never undo each other."""
+def build_tiny_linux(cache: Path | None = None, force: bool = False, flavour: str = "base") -> TinyLinux:
+    """Build (or find) the tiny VM of a flavour. Returns where its kernel and initramfs are. Builds of one
+    cache are serialised by a lock, so two checkouts building different versions at once never undo each
+    other."""
+    if flavour not in FLAVOURS:
+        raise ImageBuildError(f"no tiny VM flavour {flavour!r}: there are {', '.join(FLAVOURS)}")
     cache = cache or default_cache()
     kernel = kernel_package()
-    target = TinyLinux(cache / "tiny-linux" / _digest(kernel))
+    target = TinyLinux(cache / "tiny-linux" / _digest(kernel, flavour))
     if target.initrd.exists() and not force:
         return target
     cache.mkdir(parents=True, exist_ok=True)
@@ -319,18 +376,20 @@ def build_tiny_linux(cache: Path | None = None, force: bool = False) -> TinyLinu
         fcntl.flock(lock, fcntl.LOCK_EX)
         if target.initrd.exists() and not force:
             return target  # built by whoever held the lock
-        return _build_locked(cache, kernel, target, force)
+        return _build_locked(cache, kernel, target, force, FLAVOURS[flavour])
 
 
-def _build_locked(cache: Path, kernel: str, target: TinyLinux, force: bool) -> TinyLinux:
+def _build_locked(cache: Path, kernel: str, target: TinyLinux, force: bool, flavour: Flavour) -> TinyLinux:
     debs = cache / "debs"
-    _download([kernel, *PACKAGES], debs)
+    packages = [*PACKAGES, *_with_dependencies(flavour.packages), *(PYTHON_PACKAGES if flavour.python else ())]
+    packages = list(dict.fromkeys(packages))
+    _download([kernel, *packages], debs)
     unpacked = cache / "unpacked" / target.directory.name
     if not unpacked.exists() or force:
         partial = unpacked.with_name(unpacked.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        for package in (kernel, *PACKAGES):
+        for package in (kernel, *packages):
             deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
             _run(["dpkg-deb", "-x", str(deb), str(partial)], f"unpacking {deb.name}")
         shutil.rmtree(unpacked, ignore_errors=True)
@@ -345,12 +404,16 @@ def _build_locked(cache: Path, kernel: str, target: TinyLinux, force: bool) -> T
     vmlinux = extract_vmlinux((staging / "vmlinuz").read_bytes())
     if vmlinux is not None:
         (staging / "vmlinux").write_bytes(vmlinux)
-    (staging / "initramfs.cpio").write_bytes(_initramfs(unpacked, modules, modules_root))
+    (staging / "initramfs.cpio").write_bytes(_initramfs(unpacked, modules, modules_root, flavour))
     shutil.rmtree(target.directory, ignore_errors=True)
     staging.rename(target.directory)  # complete builds only: a crash mid-build leaves a .partial behind
     for parent in (target.directory.parent, unpacked.parent):
         others = sorted(
-            (old for old in parent.iterdir() if old.name != target.directory.name),
+            (
+                old
+                for old in parent.iterdir()
+                if old.name != target.directory.name and _flavour_of(old.name) == _flavour_of(target.directory.name)
+            ),
             key=lambda old: old.stat().st_mtime,
             reverse=True,
         )
@@ -359,7 +422,7 @@ def _build_locked(cache: Path, kernel: str, target: TinyLinux, force: bool) -> T
     return target
 
 
-def timed_build(cache: Path | None = None, force: bool = False) -> tuple[TinyLinux, float]:
+def timed_build(cache: Path | None = None, force: bool = False, flavour: str = "base") -> tuple[TinyLinux, float]:
     started = time.monotonic()
-    image = build_tiny_linux(cache, force)
+    image = build_tiny_linux(cache, force, flavour)
     return image, time.monotonic() - started

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ QMP_TIMEOUT = 10.0  # QEMU makes its control socket as it starts
 class Shape:
     nics: int
     memory_mib: int
+    flavour: str = "base"
 
 
 def template_mac(index: int) -> str:
@@ -120,9 +121,11 @@ async def resume_restored(qmp_path: str, timeout: float, alive: Callable[[], boo
 class Templates:
     """Saved tiny-VM states, one per shape, made on first use and reused until Syringe stops."""
 
-    def __init__(self, directory: Path, tiny: TinyLinux, binary: str, user: Account | None, accel: str) -> None:
+    def __init__(
+        self, directory: Path, tinies: Mapping[str, TinyLinux], binary: str, user: Account | None, accel: str
+    ) -> None:
         self.directory = directory  # Syringe's, open to QEMU's user for passing through
-        self.tiny = tiny
+        self.tinies = tinies  # by flavour: those built so far
         self.binary = binary
         self.user = user
         self.accel = accel
@@ -132,6 +135,7 @@ class Templates:
 
     def spec(self, shape: Shape, name: str, workdir: Path) -> VmSpec:
         """The devices every VM of this shape has: the template's, and each restored endpoint's."""
+        tiny = self.tinies[shape.flavour]
         nics = tuple(
             DataNic(f"eth{i}", template_mac(i), UdpLink(free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)))
             for i in range(1, shape.nics + 1)
@@ -140,7 +144,7 @@ class Templates:
             name=name,
             memory_mib=shape.memory_mib,
             cpus=1,
-            boot=KernelBoot(str(self.tiny.kernel), str(self.tiny.initrd), TEMPLATE_APPEND),
+            boot=KernelBoot(str(tiny.kernel), str(tiny.initrd), TEMPLATE_APPEND),
             accel="kvm" if self.accel == "kvm" else "tcg",
             nics=nics,
             share=Share(str(workdir), "lesson"),
@@ -175,7 +179,7 @@ class Templates:
         identity_file(workdir / "identity", "template", self.user)
 
     async def _make(self, shape: Shape, timeout: float) -> Path:
-        workdir = self.directory / f"nics{shape.nics}-mem{shape.memory_mib}"
+        workdir = self.directory / f"{shape.flavour}-nics{shape.nics}-mem{shape.memory_mib}"
         await asyncio.to_thread(self._prepare, workdir)
         spec = self.spec(shape, f"syringe-template.nics{shape.nics}", workdir)
         vm = VmProcess(spec, self.binary, self.user.name if self.user else None)
@@ -202,5 +206,5 @@ class Templates:
         state = workdir / "state"
         # QEMU made it 0600 (its umask); no chmod here, which would follow a link QEMU's user put there.
         await asyncio.to_thread(partial.replace, state)
-        log.info("warm-boot template ready: %d data NICs, %d MiB", shape.nics, shape.memory_mib)
+        log.info("warm-boot template ready: %s, %d data NICs, %d MiB", shape.flavour, shape.nics, shape.memory_mib)
         return state

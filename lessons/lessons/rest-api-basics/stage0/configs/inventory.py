@@ -4,7 +4,7 @@ import json
 import os
 import urllib.request
 
-base = f"http://{os.environ['SYRINGE_TARGET_HOST']}:8080/api/devices"
+base = f"http://{os.environ['SYRINGE_TARGET_HOST']}:{os.environ['SYRINGE_TARGET_PORT']}/api/devices"
 devices = [{"name": f"r{i}", "stage": 0} for i in range(1, 4 + 0)]
 request = urllib.request.Request(
     base, data=json.dumps(devices).encode(), method="PUT", headers={"Content-Type": "application/json"}
