@@ -20,16 +20,24 @@ from syringe.settings import Settings
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from syringe.runtime.local.flavours import unserved_ports
+
     tree = load_curriculum(args.path, Settings().curriculum_policy())
+    # Warnings do not fail validation: the lesson can run on a cluster, where its image serves the port.
+    warnings = unserved_ports(tree)
     if args.json:
-        print(json.dumps({"ok": tree.ok, "problems": [p.to_dict() for p in tree.problems]}, indent=2))
-    elif tree.ok:
+        problems = [p.to_dict() for p in tree.problems]
+        print(json.dumps({"ok": tree.ok, "problems": problems, "warnings": [w.to_dict() for w in warnings]}, indent=2))
+        return 0 if tree.ok else 1
+    if tree.ok:
         print(
             f"{args.path}: ok ({len(tree.lessons)} lessons, {len(tree.images)} images, "
             f"{len(tree.collections)} collections)"
         )
     else:
         print_problems(tree, sys.stdout)
+    for warning in warnings:
+        print(warning)
     return 0 if tree.ok else 1
 
 

@@ -49,7 +49,7 @@ Flavor = Literal["trusted", "untrusted", "legacy"]
 ImageKind = Literal["container", "vm"]
 LocalKind = Literal["tiny-linux", "disk", "kernel"]
 # What a tiny VM carries beyond busybox, OpenSSH, bash and ping (syringe/runtime/local/tinylinux.py).
-TinyFlavour = Literal["base", "netconf", "inventory", "utility"]
+TinyFlavour = Literal["base", "netconf", "inventory", "utility", "frr"]
 Tier = Literal["prod", "ptr", "local"]
 Category = Literal["fundamentals", "tools", "workflows"]
 CollectionType = Literal["vendor", "community", "consultancy"]
@@ -138,7 +138,7 @@ class LocalRun(Model):
         description="kind tiny-linux: what the VM carries beyond the base (busybox, OpenSSH on 22 and 830, bash, "
         "ping, a web page on 80): netconf, a NETCONF server with real edit-config semantics and operational "
         "state; inventory, that and the inventory REST service on 8080; utility, that and curl, tcpdump, "
-        "traceroute and python3.",
+        "traceroute and python3; frr, FRRouting's zebra, staticd, ospfd and bgpd, with vtysh for the learner.",
     )
     disk: str = Field(default="", description="kind disk: the qcow2 image, absolute or relative to the image's "
                       "directory.")  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape, quoteattr
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 OPERATION = f"{{{NC}}}operation"
@@ -93,6 +94,14 @@ def _edit_children(target: ET.Element, edits: ET.Element, inherited: str) -> Non
                 target.insert(list(target).index(existing), replacement)
                 target.remove(existing)
             continue
+        if existing is None and operation == "none":
+            # RFC 6241 7.2: with "none", data that has no corresponding level in the datastore is an error,
+            # unless an operation below it creates that level.
+            explicit = {node.attrib[OPERATION] for node in wanted.iter() if OPERATION in node.attrib}
+            if explicit <= {"remove"} and explicit:
+                continue
+            if not explicit & {"merge", "replace", "create"}:
+                raise RpcError("application", "data-missing", f"<{name}> does not exist (default-operation none)")
         if existing is None:
             existing = ET.SubElement(target, wanted.tag, {k: v for k, v in wanted.attrib.items() if k != OPERATION})
         if len(wanted) == 0:
@@ -150,3 +159,36 @@ def subtree_filter(data: ET.Element, filter_element: ET.Element | None) -> ET.El
             if _same(top.tag, child.tag) and (picked := _select(child, top)) is not None:
                 result.append(picked)
     return result
+
+
+def serialize(element: ET.Element) -> bytes:
+    """XML as devices write it: each element in its namespace as the default one (``<system
+    xmlns="urn:...ietf-system"><hostname>``), declared where it changes, rather than ElementTree's ns0:
+    prefixes. A namespaced attribute keeps a prefix of its own."""
+    out: list[str] = []
+
+    def write(node: ET.Element, inherited: str) -> None:
+        uri, name = namespace(node.tag), local_name(node.tag)
+        attributes = []
+        if uri != inherited:
+            attributes.append(f"xmlns={quoteattr(uri)}")
+        for index, (key, value) in enumerate(node.attrib.items()):
+            if key.startswith("{"):
+                attributes.append(
+                    f"xmlns:a{index}={quoteattr(namespace(key))} a{index}:{local_name(key)}={quoteattr(value)}"
+                )
+            else:
+                attributes.append(f"{key}={quoteattr(value)}")
+        opening = " ".join([name, *attributes])
+        if len(node) == 0 and not node.text:
+            out.append(f"<{opening}/>")
+        else:
+            out.append(f"<{opening}>{escape(node.text or '')}")
+            for child in node:
+                write(child, uri)
+            out.append(f"</{name}>")
+        if node.tail and node.tail.strip():
+            out.append(escape(node.tail))
+
+    write(element, "")
+    return "".join(out).encode()

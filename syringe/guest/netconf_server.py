@@ -27,7 +27,7 @@ from pathlib import Path
 
 from syringe.access.netconf_framing import Decoder, encode
 from syringe.errors import FramingError, MessageTooLarge
-from syringe.guest.netconf_datastore import NC, RpcError, edit, local_name, subtree_filter
+from syringe.guest.netconf_datastore import NC, RpcError, edit, local_name, serialize, subtree_filter
 
 BASE_10 = "urn:ietf:params:netconf:base:1.0"
 BASE_11 = "urn:ietf:params:netconf:base:1.1"
@@ -40,12 +40,13 @@ CAPABILITIES = (
 IF_NS = "urn:ietf:params:xml:ns:yang:ietf-interfaces"
 SYS_NS = "urn:ietf:params:xml:ns:yang:ietf-system"
 MAX_MESSAGE = 4 * 1024 * 1024  # a small VM's memory is small
-ET.register_namespace("", NC)  # replies read as NETCONF's own, <rpc-reply>, not <ns0:rpc-reply>
 DATASTORES = ("running", "candidate")
 
 
 class Store:
-    """The device's datastores, as files. The candidate starts as a copy of running."""
+    """The device's datastores, as files. The candidate has a file of its own only while it holds changes
+    not yet committed; otherwise it reads as running, so that it follows changes made to running directly
+    (a learner's edit-config on running is not undone by the next commit)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -64,10 +65,13 @@ class Store:
             return ET.Element(f"{{{NC}}}data")
         return ET.parse(path).getroot()
 
+    def forget(self, name: str) -> None:
+        (self.directory / f"{name}.xml").unlink(missing_ok=True)
+
     def write(self, name: str, data: ET.Element) -> None:
         path = self.directory / f"{name}.xml"
         partial = path.with_suffix(".partial")
-        partial.write_bytes(ET.tostring(data))
+        partial.write_bytes(serialize(data))
         partial.replace(path)  # a reader sees the old datastore or the new one, never half of one
 
 
@@ -157,9 +161,10 @@ class Session:
                 self.store.write(target, data)
             return None
         if name in ("commit", "discard-changes"):
-            source, target = ("candidate", "running") if name == "commit" else ("running", "candidate")
             with self.store.locked():
-                self.store.write(target, self.store.read(source))
+                if name == "commit":
+                    self.store.write("running", self.store.read("candidate"))
+                self.store.forget("candidate")
             return None
         if name in ("lock", "unlock"):
             self._datastore(operation, "target")
@@ -199,7 +204,7 @@ class Session:
             return _error_reply(attributes, exc)
         reply = ET.Element(f"{{{NC}}}rpc-reply", attributes)
         reply.append(content if content is not None else ET.Element(f"{{{NC}}}ok"))
-        return ET.tostring(reply)
+        return serialize(reply)
 
 
 def _error_reply(attributes: dict[str, str], error: RpcError) -> bytes:
@@ -208,7 +213,7 @@ def _error_reply(attributes: dict[str, str], error: RpcError) -> bytes:
     for leaf, value in (("error-type", error.error_type), ("error-tag", error.tag), ("error-severity", "error"),
                         ("error-message", str(error))):  # fmt: skip
         ET.SubElement(node, f"{{{NC}}}{leaf}").text = value
-    return ET.tostring(reply)
+    return serialize(reply)
 
 
 def hello() -> bytes:
@@ -217,7 +222,7 @@ def hello() -> bytes:
     for capability in CAPABILITIES:
         ET.SubElement(capabilities, f"{{{NC}}}capability").text = capability
     ET.SubElement(node, f"{{{NC}}}session-id").text = str(os.getpid())
-    return ET.tostring(node)
+    return serialize(node)
 
 
 def serve(store: Store, sys_dir: Path, stdin: int = 0, stdout: int = 1) -> None:

@@ -164,6 +164,82 @@ async def test_netconf_configuration_and_rpc_on_local_vms(http: httpx.AsyncClien
         headers={"Content-Type": "application/xml"},
     )
     assert "stage 0" not in reply.text and "<hostname>vr1</hostname>" in reply.text
+    assert "stage 1: link to vr2" in reply.text
+
+    async def rpc(body: str) -> str:
+        answered = await http.post(
+            f"/api/v1/livelessons/{livelesson}/endpoints/vr1/netconf/netconf/rpc",
+            content=body,
+            headers={"Content-Type": "application/xml"},
+        )
+        assert answered.status_code == 200, answered.text
+        return answered.text
+
+    # The learner's own edit merges into what the stage set (RFC 6241 merge), and the next stage's edit
+    # merges into that: nothing either set is lost, and the entry is changed by its key, not doubled.
+    learner = (
+        '<edit-config><target><running/></target><config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">'
+        '<system xmlns="urn:ietf:params:xml:ns:yang:ietf-system"><location>lab rack 4</location></system>'
+        '<interfaces xmlns="urn:ietf:params:xml:ns:yang:ietf-interfaces"><interface><name>eth1</name>'
+        "<mtu>1400</mtu></interface></interfaces></config></edit-config>"
+    )
+    assert "<ok" in await rpc(learner)
+    moved = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": 2})
+    assert moved.status_code == 202
+    for _ in range(600):
+        view = (await http.get(f"/api/v1/livelessons/{livelesson}")).json()
+        if view["status"] == "READY" and view["stage"] == 2:
+            break
+        await asyncio.sleep(0.1)
+    merged = await rpc("<get-config><source><running/></source></get-config>")
+    assert "stage 2: link to vr2" in merged and "stage 1" not in merged, merged
+    assert "<location>lab rack 4</location>" in merged and "<mtu>1400</mtu>" in merged, merged
+    assert merged.count("<name>eth1</name>") == 1, merged
+    # delete needs the element; remove does not; a subtree filter picks one entry.
+    delete = learner.replace("<mtu>1400</mtu>", '<mtu xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" '
+                             'nc:operation="delete"/>')  # fmt: skip
+    assert "<ok" in await rpc(delete)
+    again = await rpc(delete)
+    assert "data-missing" in again and "<rpc-error>" in again, again
+    assert "<mtu>" not in await rpc("<get-config><source><running/></source></get-config>")
+    # <get> adds the device's state, read from its kernel: the data link is up.
+    state = await rpc(
+        '<get><filter type="subtree"><interfaces-state xmlns="urn:ietf:params:xml:ns:yang:ietf-interfaces">'
+        "<interface><name>eth1</name></interface></interfaces-state></filter></get>"
+    )
+    assert "<name>eth1</name>" in state and "<oper-status>up</oper-status>" in state, state
+    assert "<name>eth0</name>" not in state and "<hostname>" not in state, state
+    assert (await http.delete(f"/api/v1/livelessons/{livelesson}")).status_code == 202
+    await wait_gone(http, livelesson)
+    assert qemu_processes(f"syringe.{INSTANCE}-{livelesson}.") == []
+
+
+async def test_rest_api_basics_serves_the_stages_devices(http: httpx.AsyncClient) -> None:
+    """The api-server's inventory service runs in the VM (inventory flavour); each stage's configurator
+    loads its devices through the service's own REST API, which the learner reaches through Syringe."""
+    view, _ = await launch(http, "rest-api-basics")
+    assert view["status"] == "READY", view["error"]
+    livelesson = view["id"]
+    host, port = external(view, "inventory", "web")
+    async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=10) as inventory:
+        devices = (await inventory.get("/api/devices")).json()
+        assert devices == [{"name": f"r{i}", "stage": 0} for i in range(1, 4)]
+        assert "<td>r3</td>" in (await inventory.get("/")).text
+        assert (await inventory.get("/openapi.json")).json()["paths"]["/api/devices"]["put"]
+        moved = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": 1})
+        assert moved.status_code == 202
+        for _ in range(600):
+            view = (await http.get(f"/api/v1/livelessons/{livelesson}")).json()
+            if view["status"] == "READY" and view["stage"] == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert (await inventory.get("/api/devices")).json() == [{"name": f"r{i}", "stage": 1} for i in range(1, 5)]
+        refused = await inventory.post("/api/devices", json={"name": "r1; rm -rf /"})
+        assert refused.status_code == 400 and "name:" in refused.json()["error"]
+    # From the learner's shell in the utility VM: curl and python3 are there.
+    ssh_host, ssh_port = external(view, "linux1", "cli")
+    tools = await run(ssh_host, ssh_port, "curl --version | head -1; echo '{\"a\": 1}' | python3 -m json.tool")
+    assert str(tools.stdout).startswith("curl 7.") and '"a": 1' in str(tools.stdout), tools.stdout
     assert (await http.delete(f"/api/v1/livelessons/{livelesson}")).status_code == 202
     await wait_gone(http, livelesson)
     assert qemu_processes(f"syringe.{INSTANCE}-{livelesson}.") == []
@@ -202,6 +278,47 @@ async def test_static_routing_teaches_routes_and_forwarding(http: httpx.AsyncCli
     ping = str((await run(host, port, "ping -c 2 -W 2 10.31.23.2")).stdout)
     assert " 0% packet loss" in ping and "ttl=63" in ping, ping  # one router between
 
+    assert (await http.delete(f"/api/v1/livelessons/{livelesson}")).status_code == 202
+    await wait_gone(http, livelesson)
+    assert qemu_processes(f"syringe.{INSTANCE}-{livelesson}.") == []
+
+
+async def test_routing_triangle_runs_ospf_in_frr(http: httpx.AsyncClient) -> None:
+    """FRRouting in each router (the frr flavour), configured through vtysh by the lesson's configurators:
+    at stage 1 every router has both OSPF neighbours Full and has learned the link it is not on, and r1
+    reaches r3's far side (on the r2-r3 link) by OSPF's route. The learner's shell has vtysh."""
+    view, _ = await launch(http, "routing-triangle")
+    assert view["status"] == "READY", view["error"]
+    livelesson = view["id"]
+    r1_host, r1_port = external(view, "r1", "cli")
+    assert (await run(r1_host, r1_port, "ping -c 1 -W 1 10.23.0.2")).exit_status != 0  # no OSPF yet
+    assert "ospfd" in str((await run(r1_host, r1_port, "vtysh -c 'show daemons'")).stdout)
+    moved = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": 1})
+    assert moved.status_code == 202, moved.text
+    for _ in range(1200):
+        view = (await http.get(f"/api/v1/livelessons/{livelesson}")).json()
+        if view["status"] in ("READY", "ERROR") and view["stage"] == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert view["status"] == "READY" and view["stage"] == 1, view
+    links = {"r1": "10.23.0.0/24", "r2": "10.31.0.0/24", "r3": "10.12.0.0/24"}  # the link each is not on
+    for router, far in links.items():
+        host, port = external(view, router, "cli")
+        full = routes = ""
+        for _ in range(90):  # adjacencies take OSPF's hellos to form, and routes its SPF run after them
+            full = str((await run(host, port, "vtysh -c 'show ip ospf neighbor'")).stdout)
+            routes = str((await run(host, port, "vtysh -c 'show ip route ospf'")).stdout)
+            if full.count("Full/") == 2 and f"O>* {far}" in routes:
+                break
+            await asyncio.sleep(1)
+        assert full.count("Full/") == 2, (router, full)
+        assert f"O>* {far}" in routes, (router, routes)
+    r1_host, r1_port = external(view, "r1", "cli")
+    r3_far = "10.23.0.2"  # r3's address on the r2-r3 link (the plan's: b of r2-r3 takes .2)
+    route = str((await run(r1_host, r1_port, f"ip route get {r3_far}")).stdout)
+    assert "via" in route, route  # learned from OSPF, not connected
+    ping = str((await run(r1_host, r1_port, f"ping -c 2 -W 2 {r3_far}")).stdout)
+    assert " 0% packet loss" in ping, ping
     assert (await http.delete(f"/api/v1/livelessons/{livelesson}")).status_code == 202
     await wait_gone(http, livelesson)
     assert qemu_processes(f"syringe.{INSTANCE}-{livelesson}.") == []

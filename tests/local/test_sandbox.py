@@ -35,6 +35,7 @@ def _root() -> None:
     if os.geteuid() != 0:
         pytest.fail("the sandbox tests need root (run the test command as root)", pytrace=False)
 
+
 INSTANCE = f"ss{os.getpid() % 100000}"
 STATE = Path(f"/tmp/syringe-test-local/{INSTANCE}")
 MARK = f"syringe-sandbox-{os.getpid()}"

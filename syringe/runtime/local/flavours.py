@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import syringe
+from syringe.curriculum import CurriculumTree
+from syringe.curriculum.problems import Problem
 from syringe.qemu.command import MIN_TINY_MEMORY_MIB
 
 PYTHON_MEMORY_MIB = 256  # measured: 128 MiB panics unpacking a 40 MB initramfs
@@ -43,6 +45,9 @@ class Flavour:
     packages: tuple[str, ...] = ()  # Debian packages whose files it may carry ...
     binaries: tuple[tuple[str, str], ...] = ()  # ... of which these (where, in the VM), with their libraries
     python: bool = False
+    trees: tuple[str, ...] = ()  # directories of the packages carried whole (data files: YANG modules)
+    files: tuple[tuple[str, str], ...] = ()  # (path in the VM, text): configuration
+    accounts: str = ""  # lines for /etc/passwd and /etc/group, as "passwd:<line>" or "group:<line>"
     start: str = ""  # shell, run by init once the VM has its name and addresses, before its ready line
     serves: frozenset[int] = field(default=BASE_PORTS)
     # The least guest memory it boots in: the initramfs is unpacked into memory, and Python's doubles it.
@@ -62,6 +67,41 @@ FLAVOURS: dict[str, Flavour] = {
         "i=0; while ! wget -q -O /dev/null http://127.0.0.1:8080/ 2>/dev/null && [ $i -lt 100 ]; do\n"
         "  sleep 0.1; i=$((i+1))\ndone\n",
         serves=BASE_PORTS | {8080},
+    ),
+    # FRRouting 8.4 from Debian: zebra, staticd, ospfd and bgpd run as frr; vtysh works for root (the
+    # configurators) and for the learner, whom the start script puts in frrvty.
+    "frr": Flavour(
+        packages=("frr",),
+        binaries=tuple(
+            (path, path)
+            for path in (
+                # vtysh asks PAM (service "frr") before it talks to the daemons: a shell login is the check.
+                "lib/x86_64-linux-gnu/security/pam_permit.so",
+                "usr/bin/vtysh",
+                "usr/lib/frr/zebra",
+                "usr/lib/frr/staticd",
+                "usr/lib/frr/ospfd",
+                "usr/lib/frr/bgpd",
+            )
+        ),
+        trees=("usr/share/yang",),
+        files=(
+            ("etc/frr/frr.conf", "frr defaults traditional\nservice integrated-vtysh-config\n"),
+            ("etc/frr/vtysh.conf", "service integrated-vtysh-config\n"),
+            ("etc/pam.d/frr", "auth required pam_permit.so\naccount required pam_permit.so\n"),
+        ),
+        accounts="passwd:frr:x:101:101:FRRouting:/nonexistent:/bin/false\ngroup:frr:x:101:\ngroup:frrvty:x:102:frr\n",
+        start=(
+            "learner=$(awk -F: '$3 == 1000 {print $1}' /etc/passwd)\n"
+            '[ -n "$learner" ] && sed -i "s/^frrvty:x:102:.*/&,$learner/" /etc/group\n'
+            "mkdir -p /var/run/frr /var/log/frr /var/tmp/frr && chown frr:frr /var/run/frr /var/log/frr /var/tmp/frr\n"
+            "chown -R frr:frr /etc/frr && chmod 775 /etc/frr\n"
+            "for daemon in zebra staticd ospfd bgpd; do\n"
+            "  /usr/lib/frr/$daemon -d -F traditional -u frr -g frr --log file:/var/log/frr/$daemon.log\n"
+            "done\n"
+            "i=0; while [ ! -S /var/run/frr/ospfd.vty ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n"
+        ),
+        memory_mib=PYTHON_MEMORY_MIB,
     ),
     "utility": Flavour(
         packages=("curl", "tcpdump", "traceroute"),
@@ -129,3 +169,34 @@ def python_files(stdlib: Path) -> tuple[list[PythonFile], list[Path]]:
     if not any(f.inside == "usr/lib/python3.11/os.py" for f in files):
         files.append(PythonFile("usr/lib/python3.11/os.py", (stdlib / "os.py").read_bytes()))
     return files, extensions
+
+
+def unserved_ports(tree: CurriculumTree) -> list[Problem]:
+    """Warnings, with file and line: presentations and additional ports that nothing in an endpoint's tiny
+    VM flavour listens on. On the embedded default such a lesson fails once the VM is up (the refusal
+    grace), so its author hears of it from `syringe validate` first."""
+    warnings = []
+    for source in tree.lessons.values():
+        for index, endpoint in enumerate(source.lesson.endpoints):
+            image = tree.images.get(endpoint.image)
+            if image is None or image.local is None or image.local.kind != "tiny-linux":
+                continue
+            flavour = FLAVOURS[image.local.flavour]
+            served = ", ".join(str(port) for port in sorted(flavour.serves))
+            ports: list[tuple[tuple[str | int, ...], int]] = [
+                (("endpoints", index, "presentations", p, "port"), presentation.port)
+                for p, presentation in enumerate(endpoint.presentations)
+            ]
+            ports += [
+                (("endpoints", index, "additionalPorts", a), port) for a, port in enumerate(endpoint.additional_ports)
+            ]
+            for path, port in ports:
+                if port in flavour.serves:
+                    continue
+                message = (
+                    f"warning: image {image.slug} runs locally as the tiny VM's {image.local.flavour} flavour, where "
+                    f"nothing listens on port {port} (it serves {served}): on the embedded default, a launch of "
+                    "this lesson fails once the VM is up"
+                )
+                warnings.append(source.doc.problem(path, message))
+    return sorted(warnings, key=lambda w: (w.file, w.line, w.column))

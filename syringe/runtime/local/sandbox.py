@@ -230,6 +230,9 @@ async def relays_to(reach: Mapping[str, Reach]) -> AsyncIterator[dict[int, Path]
     # anyone on this machine may dial those forwarded ports on 127.0.0.1 anyway.
     directory = Path(tempfile.mkdtemp(prefix="syringe-relay-"))
     servers: list[asyncio.Server] = []
+    # Each connection's relay, held here: the server does not keep them, and one still running when the job
+    # ends (a job that dialled an endpoint still booting) is stopped with the relays, not left to the GC.
+    relays: set[asyncio.Task[None]] = set()
     try:
         await asyncio.to_thread(directory.chmod, 0o711)
         sockets = {}
@@ -238,12 +241,22 @@ async def relays_to(reach: Mapping[str, Reach]) -> AsyncIterator[dict[int, Path]
             async def relay(
                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str = host, port: int = port
             ) -> None:
+                task = asyncio.current_task()
+                assert task is not None
+                relays.add(task)
+                target_writer: asyncio.StreamWriter | None = None
                 try:
                     target_reader, target_writer = await asyncio.open_connection(host, port)
-                except OSError:
-                    writer.close()
-                    return
-                await pump(reader, writer, target_reader, target_writer)
+                    await pump(reader, writer, target_reader, target_writer)
+                except (OSError, asyncio.CancelledError):
+                    # Stopped with the job's relays: end quietly. (asyncio's server would log a cancelled
+                    # handler's CancelledError as an error.)
+                    pass
+                finally:
+                    relays.discard(task)
+                    for side in (writer, target_writer):
+                        if side is not None:
+                            side.close()
 
             path = directory / str(port)
             servers.append(await asyncio.start_unix_server(relay, path=str(path)))
@@ -253,4 +266,7 @@ async def relays_to(reach: Mapping[str, Reach]) -> AsyncIterator[dict[int, Path]
     finally:
         for server in servers:
             server.close()
+        for task in list(relays):
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
         await asyncio.to_thread(shutil.rmtree, directory, True)

@@ -175,7 +175,12 @@ def extract_vmlinux(bzimage: bytes) -> bytes | None:
 
 
 def _libraries(binary: Path, unpacked: Path) -> list[Path]:
-    directories = (unpacked / "lib" / MULTIARCH, unpacked / "usr/lib" / MULTIARCH)
+    # Packages' private library directories too (FRR's, which its binaries name by RUNPATH).
+    directories = (
+        unpacked / "lib" / MULTIARCH,
+        unpacked / "usr/lib" / MULTIARCH,
+        unpacked / "usr/lib" / MULTIARCH / "frr",
+    )
     env = {**os.environ, "LD_LIBRARY_PATH": ":".join(str(d) for d in directories)}
     done = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, env=env, check=False)
     missing = re.findall(r"(\S+) => not found", done.stdout)
@@ -326,8 +331,25 @@ def _initramfs(unpacked: Path, modules: list[Path], modules_root: Path, flavour:
         order.append(relative.name)
     archive.file("etc/modules.order", ("\n".join(order) + "\n").encode())
 
-    for name, text in ETC.items():
+    etc = dict(ETC)
+    for line in flavour.accounts.splitlines():
+        database, _, entry = line.partition(":")
+        etc[f"etc/{database}"] += entry + "\n"
+        if database == "passwd":
+            etc["etc/shadow"] += f"{entry.split(':')[0]}:!:19000:0:99999:7:::\n"
+    for name, text in etc.items():
         archive.file(name, text.encode(), 0o600 if name == "etc/shadow" else 0o644)
+    for inside, text in flavour.files:
+        directories_for(inside)
+        archive.file(inside, text.encode())
+    for tree in flavour.trees:
+        for path in sorted((unpacked / tree).rglob("*")):
+            inside = str(path.relative_to(unpacked))
+            if path.is_dir():
+                directories_for(f"{inside}/x")
+            elif path.is_file():
+                directories_for(inside)
+                archive.file(inside, path.read_bytes())
     for name, data in _host_keys().items():
         archive.file(name, data, 0o644 if name.endswith(".pub") else 0o600)
     archive.file("init", _guest_file("init"), 0o755)
