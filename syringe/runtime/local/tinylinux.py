@@ -343,13 +343,13 @@ def _initramfs(unpacked: Path, modules: list[Path], modules_root: Path, flavour:
         directories_for(inside)
         archive.file(inside, text.encode())
     for tree in flavour.trees:
-        for path in sorted((unpacked / tree).rglob("*")):
-            inside = str(path.relative_to(unpacked))
-            if path.is_dir():
+        for found in sorted((unpacked / tree).rglob("*")):
+            inside = str(found.relative_to(unpacked))
+            if found.is_dir():
                 directories_for(f"{inside}/x")
-            elif path.is_file():
+            elif found.is_file():
                 directories_for(inside)
-                archive.file(inside, path.read_bytes())
+                archive.file(inside, found.read_bytes())
     for name, data in _host_keys().items():
         archive.file(name, data, 0o644 if name.endswith(".pub") else 0o600)
     archive.file("init", _guest_file("init"), 0o755)
