@@ -32,7 +32,7 @@ from syringe.settings import LifecycleSettings, LocalSettings  # noqa: E402
 
 
 def flavours() -> None:
-    print("tiny VM flavours, built into an empty cache (the Debian packages already downloaded once):")
+    print("tiny VM flavours, built into an empty cache (package downloads included):")
     with tempfile.TemporaryDirectory() as cache:
         for name in FLAVOURS:
             image, seconds = timed_build(Path(cache), False, name)
@@ -77,7 +77,8 @@ async def lessons(names: list[str], repeat: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--lessons", default="two-hosts,linux-basics,netconf-basics,rest-api-basics,static-routing")
+    every = "two-hosts,linux-basics,netconf-basics,rest-api-basics,routing-triangle,static-routing"
+    parser.add_argument("--lessons", default=every)
     args = parser.parse_args()
     flavours()
     asyncio.run(lessons(args.lessons.split(","), args.repeat))

@@ -68,6 +68,9 @@ tiny_vm_images() {
 IMAGES=(
   "syringe|Dockerfile|localhost/syringe/syringe:$TAG"
   "qemu-wrapper|images/qemu-wrapper/Dockerfile|localhost/syringe/qemu-wrapper:$TAG$(tiny_vm_images)"
+  "utility|images/utility/Dockerfile|localhost/syringe/utility:$TAG"
+  "api-server|images/api-server/Dockerfile|localhost/syringe/api-server:$TAG"
+  "frr|images/frr/Dockerfile|localhost/syringe/frr:$TAG"
 )
 
 # The base: Debian's minbase with the merged-usr hook, without documentation, man pages and locales (the
@@ -221,8 +224,9 @@ ensure_base() { # the base image in podman's storage, from its cached tarball (m
 prepare_context() { # what the Dockerfiles copy that the checkout does not hold
   local syringe="$REPO/.venv/bin/syringe"
   [ -x "$syringe" ] || "$REPO/scripts/setup.sh" >&2
-  say "the tiny Linux VM into .build/tiny-linux (cached by syringe image build)"
+  say "the tiny Linux VM into .build/tiny-linux, its netconf flavour into .build/tiny-linux-netconf (cached)"
   "$syringe" image build tiny-linux --quiet --output "$REPO/.build/tiny-linux" >&2
+  "$syringe" image build tiny-linux --flavour netconf --quiet --output "$REPO/.build/tiny-linux-netconf" >&2
 }
 
 build_image() { # short-name dockerfile "names" archive

@@ -10,8 +10,8 @@ a pod under its own ServiceAccount, and a learner who, through Syringe's Service
   and the test reads the routes back and pings from r1 to r3 through r2;
 - deletes the lesson, after which nothing of it is left on the node.
 
-Then the failures a real node gives: an image that is not there (pull policy Never) reaches the live
-lesson's error within seconds.
+Then rest-api-basics in the example container images (utility, api-server), and the failures a real node
+gives: an image that is not there (pull policy Never) reaches the live lesson's error within seconds.
 """
 
 from __future__ import annotations
@@ -260,22 +260,65 @@ async def test_the_operator_journey(node: Node, deployed: Deployed) -> None:
         assert not any(left_on_node.values()), f"left on the node: {left_on_node}"
 
 
-async def test_a_missing_image_is_the_lesson_error_within_seconds(node: Node, deployed: Deployed) -> None:
-    syringe_url = deployed.url
-    """two-hosts' utility image is not built yet: with pull policy Never the kubelet says ErrImageNeverPull,
-    and the live lesson says which endpoint and why."""
-    async with httpx.AsyncClient(base_url=syringe_url, timeout=60) as http:
+async def test_rest_api_basics_runs_in_the_example_container_images(node: Node, deployed: Deployed) -> None:
+    """The api-server and utility images, built from images/*/Dockerfile, as container endpoints: the
+    inventory service answers its http probe, the stage's Python configurator (a Job) loads the stage's
+    devices through the service's REST API, and the learner reads them through Syringe's HTTP proxy."""
+    async with httpx.AsyncClient(base_url=deployed.url, timeout=60) as http:
         auth = await _session(http)
         started = time.monotonic()
-        answer = await http.post("/api/v1/livelessons", json={"lesson": "two-hosts"}, headers=auth)
+        answer = await http.post("/api/v1/livelessons", json={"lesson": "rest-api-basics"}, headers=auth)
+        assert answer.status_code == 202, answer.text
+        livelesson = answer.json()["id"]
+        view = await _until(http, auth, livelesson, {"READY", "ERROR"}, timeout=300)
+        assert view["status"] == "READY", view
+        timing("rest-api-basics (two container pods): POST -> READY", time.monotonic() - started)
+        devices = f"/api/v1/livelessons/{livelesson}/endpoints/inventory/http/web/api/devices"
+        listed = await http.get(devices, headers=auth)
+        assert listed.status_code == 200, listed.text
+        assert listed.json() == [{"name": f"r{i}", "stage": 0} for i in range(1, 4)]
+        moved = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": 1}, headers=auth)
+        assert moved.status_code == 202, moved.text
+        for _ in range(600):
+            view = (await http.get(f"/api/v1/livelessons/{livelesson}", headers=auth)).json()
+            if view["status"] in ("READY", "ERROR") and view["stage"] == 1:
+                break
+            await asyncio.sleep(0.2)
+        assert view["status"] == "READY" and view["stage"] == 1, view
+        assert (await http.get(devices, headers=auth)).json() == [{"name": f"r{i}", "stage": 1} for i in range(1, 5)]
+        await http.delete(f"/api/v1/livelessons/{livelesson}", headers=auth)
+        await _until_gone(http, auth, livelesson)
+
+
+async def _until_gone(http: httpx.AsyncClient, auth: dict[str, str], livelesson: str) -> None:
+    for _ in range(600):
+        if (await http.get(f"/api/v1/livelessons/{livelesson}", headers=auth)).status_code == 404:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{livelesson} was not deleted")
+
+
+async def test_a_missing_image_is_the_lesson_error_within_seconds(node: Node, deployed: Deployed) -> None:
+    """The frr image taken off the node (as when an operator forgets to load one): with pull policy Never the
+    kubelet says ErrImageNeverPull, and the live lesson says which endpoint and why."""
+    await asyncio.to_thread(
+        subprocess.run,
+        ["ctr", "-a", node.containerd_sock, "-n", "k8s.io", "images", "rm", "localhost/syringe/frr:dev"],
+        capture_output=True,
+        check=True,
+    )
+    async with httpx.AsyncClient(base_url=deployed.url, timeout=60) as http:
+        auth = await _session(http)
+        started = time.monotonic()
+        answer = await http.post("/api/v1/livelessons", json={"lesson": "routing-triangle"}, headers=auth)
         assert answer.status_code == 202, answer.text
         livelesson = answer.json()["id"]
         view = await _until(http, auth, livelesson, {"READY", "ERROR"}, timeout=120)
         elapsed = time.monotonic() - started
         timing("missing image: POST -> ERROR", elapsed)
         assert view["status"] == "ERROR", view
-        assert "linux1" in view["error"] or "linux2" in view["error"], view["error"]
-        assert "not on the node" in view["error"] and "localhost/syringe/utility:dev" in view["error"], view["error"]
+        assert re.search(r"endpoint r[123]\b", view["error"]), view["error"]
+        assert "not on the node" in view["error"] and "localhost/syringe/frr:dev" in view["error"], view["error"]
         await http.delete(f"/api/v1/livelessons/{livelesson}", headers=auth)
 
 

