@@ -17,15 +17,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   echo "$want" >"$stamp"
 fi
-# The local runtime (no cluster) boots lesson endpoints with QEMU, and runs lesson code (configuration
-# scripts, checks) in bubblewrap sandboxes.
-if ! command -v qemu-system-x86_64 >/dev/null || ! command -v qemu-img >/dev/null || ! command -v bwrap >/dev/null; then
+# The local runtime (no cluster) boots lesson endpoints with QEMU, runs lesson code (configuration
+# scripts, checks) in bubblewrap sandboxes, and relays a VM's connections to the lesson's other endpoints
+# with socat (QEMU's guestfwd runs one per connection).
+if ! command -v qemu-system-x86_64 >/dev/null || ! command -v qemu-img >/dev/null || ! command -v bwrap >/dev/null \
+  || ! command -v socat >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 qemu-utils bubblewrap >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 qemu-utils bubblewrap socat >/dev/null
   else
-    echo "setup: QEMU or bubblewrap is missing; install them with:" \
-      "sudo apt-get install qemu-system-x86 qemu-utils bubblewrap" >&2
+    echo "setup: QEMU, bubblewrap or socat is missing; install them with:" \
+      "sudo apt-get install qemu-system-x86 qemu-utils bubblewrap socat" >&2
   fi
 fi
 # The tiny Linux VM that stands in for Linux container images (seconds; cached after the first build).

@@ -27,6 +27,7 @@ READY_LINE = "SYRINGE-VM-READY"
 TINY_KERNEL_PARAMETERS = (
     "mitigations=off apparmor=0 audit=0 cryptomgr.notests=1 initcall_blacklist=crypto_kdf108_init,init_kprobe_trace"
 )
+GUEST_FORWARD_RELAY = "socat"  # scripts/setup.sh installs it
 MIN_TINY_MEMORY_MIB = 128  # measured: 64 MiB does not boot the tiny VM
 
 
@@ -82,6 +83,9 @@ class VmSpec:
     accel: Literal["kvm", "tcg"] = "tcg"
     forwards: Mapping[int, int] = field(default_factory=dict)  # guest port -> host port
     forward_address: str = "127.0.0.1"  # "" listens on every address (in a pod)
+    # (address, port) the guest dials on its management network -> host port on 127.0.0.1 that QEMU
+    # connects it to: how a VM reaches the lesson's other endpoints by name, as pods reach Services.
+    guest_forwards: Mapping[tuple[str, int], int] = field(default_factory=dict)
     nics: tuple[DataNic, ...] = ()
     share: Share | None = None  # the lesson's files, read-only
     console: str | None = None  # a file for the serial console; None sends it to stdout
@@ -103,8 +107,10 @@ def guest_parameters(
     user: str | None = None,
     password: str | None = None,
     forward: bool = False,
+    peers: Mapping[str, str] | None = None,
 ) -> str:
-    """Kernel command-line parameters that the tiny VM's /init reads."""
+    """Kernel command-line parameters that the tiny VM's /init reads. ``peers``: the lesson's other
+    endpoints by name -> the management-network address that reaches them (its /etc/hosts)."""
     words = [*TINY_KERNEL_PARAMETERS.split(), f"syringe.host={hostname}"]
     if user:
         words.append(f"syringe.user={user}")
@@ -114,6 +120,7 @@ def guest_parameters(
         words.append("syringe.nic=" + ",".join(fields).rstrip(","))
     if forward:
         words.append("syringe.forward=1")
+    words += [f"syringe.peer={name},{address}" for name, address in sorted((peers or {}).items())]
     return " ".join(words)
 
 
@@ -146,7 +153,12 @@ def qemu_command(spec: VmSpec, binary: str = "qemu-system-x86_64") -> list[str]:
     forwards = ",".join(
         f"hostfwd=tcp:{spec.forward_address}:{host}-:{guest}" for guest, host in sorted(spec.forwards.items())
     )
-    argv += ["-netdev", "user,id=mgmt,restrict=on" + (f",{forwards}" if forwards else "")]
+    # A command per connection (a tcp: chardev would be one connection, made when QEMU starts).
+    forwards += "".join(
+        f",guestfwd=tcp:{address}:{port}-cmd:{GUEST_FORWARD_RELAY} - TCP:127.0.0.1:{host}"
+        for (address, port), host in sorted(spec.guest_forwards.items())
+    )
+    argv += ["-netdev", "user,id=mgmt,restrict=on" + (f",{forwards.lstrip(',')}" if forwards else "")]
     argv += ["-device", f"virtio-net-pci,netdev=mgmt,addr={MANAGEMENT_SLOT:#x}"]
     for index, nic in enumerate(spec.nics):
         argv += ["-netdev", _netdev(index, nic.transport)]

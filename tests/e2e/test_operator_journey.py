@@ -221,10 +221,7 @@ async def test_the_operator_journey(node: Node, deployed: Deployed) -> None:
 
         # Stage 1: the configurators run as Jobs in the configurator image and change the VMs.
         changing = time.monotonic()
-        answer = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": 1}, headers=auth)
-        assert answer.status_code == 202, answer.text
-        view = await _until(http, auth, livelesson, {"READY", "ERROR"}, timeout=600)
-        assert view["status"] == "READY" and view["stage"] == 1, view
+        view = await _change_stage(http, auth, livelesson, 1)
         timing("stage 0 -> 1 (three configuration Jobs)", time.monotonic() - changing)
         jobs = json.loads(await asyncio.to_thread(node.kubectl, "-n", namespace, "get", "jobs", "-o", "json"))["items"]
         stage_jobs = [j for j in jobs if j["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -266,27 +263,37 @@ async def test_rest_api_basics_runs_in_the_example_container_images(node: Node, 
     devices through the service's REST API, and the learner reads them through Syringe's HTTP proxy."""
     async with httpx.AsyncClient(base_url=deployed.url, timeout=60) as http:
         auth = await _session(http)
-        started = time.monotonic()
-        answer = await http.post("/api/v1/livelessons", json={"lesson": "rest-api-basics"}, headers=auth)
-        assert answer.status_code == 202, answer.text
-        livelesson = answer.json()["id"]
-        view = await _until(http, auth, livelesson, {"READY", "ERROR"}, timeout=300)
+        livelesson, view, seconds = await _launch(http, auth, "rest-api-basics", timeout=300)
         assert view["status"] == "READY", view
-        timing("rest-api-basics (two container pods): POST -> READY", time.monotonic() - started)
+        timing("rest-api-basics (two container pods): POST -> READY", seconds)
         devices = f"/api/v1/livelessons/{livelesson}/endpoints/inventory/http/web/api/devices"
         listed = await http.get(devices, headers=auth)
         assert listed.status_code == 200, listed.text
         assert listed.json() == [{"name": f"r{i}", "stage": 0} for i in range(1, 4)]
-        moved = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": 1}, headers=auth)
-        assert moved.status_code == 202, moved.text
-        for _ in range(600):
-            view = (await http.get(f"/api/v1/livelessons/{livelesson}", headers=auth)).json()
-            if view["status"] in ("READY", "ERROR") and view["stage"] == 1:
-                break
-            await asyncio.sleep(0.2)
-        assert view["status"] == "READY" and view["stage"] == 1, view
+        view = await _change_stage(http, auth, livelesson, 1)
         assert (await http.get(devices, headers=auth)).json() == [{"name": f"r{i}", "stage": 1} for i in range(1, 5)]
         await _until_gone(node, http, auth, livelesson)
+
+
+async def _launch(
+    http: httpx.AsyncClient, auth: dict[str, str], lesson: str, timeout: float
+) -> tuple[str, dict[str, Any], float]:
+    """POST a live lesson and wait until it is READY or ERROR: its id, its view and the seconds it took."""
+    started = time.monotonic()
+    answer = await http.post("/api/v1/livelessons", json={"lesson": lesson}, headers=auth)
+    assert answer.status_code == 202, answer.text
+    livelesson = answer.json()["id"]
+    view = await _until(http, auth, livelesson, {"READY", "ERROR"}, timeout=timeout)
+    return livelesson, view, time.monotonic() - started
+
+
+async def _change_stage(http: httpx.AsyncClient, auth: dict[str, str], livelesson: str, stage: int) -> dict[str, Any]:
+    """Ask for ``stage`` (CONFIGURATION at once) and wait until the live lesson is READY at it: its view."""
+    answer = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": stage}, headers=auth)
+    assert answer.status_code == 202, answer.text
+    view = await _until(http, auth, livelesson, {"READY", "ERROR"}, timeout=600)
+    assert view["status"] == "READY" and view["stage"] == stage, view
+    return view
 
 
 async def _until_gone(node: Node, http: httpx.AsyncClient, auth: dict[str, str], livelesson: str) -> None:
@@ -313,13 +320,8 @@ async def test_a_missing_image_is_the_lesson_error_within_seconds(node: Node, de
     )
     async with httpx.AsyncClient(base_url=deployed.url, timeout=60) as http:
         auth = await _session(http)
-        started = time.monotonic()
-        answer = await http.post("/api/v1/livelessons", json={"lesson": "routing-triangle"}, headers=auth)
-        assert answer.status_code == 202, answer.text
-        livelesson = answer.json()["id"]
-        view = await _until(http, auth, livelesson, {"READY", "ERROR"}, timeout=120)
-        elapsed = time.monotonic() - started
-        timing("missing image: POST -> ERROR", elapsed)
+        livelesson, view, seconds = await _launch(http, auth, "routing-triangle", timeout=120)
+        timing("missing image: POST -> ERROR", seconds)
         assert view["status"] == "ERROR", view
         assert re.search(r"endpoint r[123]\b", view["error"]), view["error"]
         assert "not on the node" in view["error"] and "localhost/syringe/frr:dev" in view["error"], view["error"]

@@ -65,6 +65,20 @@ async def run(host: str, port: int, command: str, user: str = "antidote") -> asy
         return await connection.run(command, timeout=30)
 
 
+async def change_stage(http: httpx.AsyncClient, livelesson: str, stage: int) -> dict[str, Any]:
+    """Ask for ``stage`` and wait until the live lesson is READY (or ERROR) at it: its view."""
+    moved = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": stage})
+    assert moved.status_code == 202, moved.text
+    view: dict[str, Any] = {}
+    for _ in range(1200):
+        view = (await http.get(f"/api/v1/livelessons/{livelesson}")).json()
+        if view["status"] in ("READY", "ERROR") and view["stage"] == stage:
+            break
+        await asyncio.sleep(0.1)
+    assert view["status"] == "READY" and view["stage"] == stage, view
+    return view
+
+
 async def wait_gone(http: httpx.AsyncClient, livelesson: str) -> None:
     for _ in range(300):
         if (await http.get(f"/api/v1/livelessons/{livelesson}")).status_code == 404:
@@ -151,13 +165,7 @@ async def test_netconf_configuration_and_rpc_on_local_vms(http: httpx.AsyncClien
     assert "<hostname>vr1</hostname>" in reply.text  # the stage's configuration Job put it there
     assert "stage 0: link to vr2" in reply.text
 
-    moved = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": 1})
-    assert moved.status_code == 202
-    for _ in range(600):
-        view = (await http.get(f"/api/v1/livelessons/{livelesson}")).json()
-        if view["status"] == "READY" and view["stage"] == 1:
-            break
-        await asyncio.sleep(0.1)
+    view = await change_stage(http, livelesson, 1)
     reply = await http.post(
         f"/api/v1/livelessons/{livelesson}/endpoints/vr1/netconf/netconf/rpc",
         content="<get-config><source><running/></source></get-config>",
@@ -184,13 +192,7 @@ async def test_netconf_configuration_and_rpc_on_local_vms(http: httpx.AsyncClien
         "<mtu>1400</mtu></interface></interfaces></config></edit-config>"
     )
     assert "<ok" in await rpc(learner)
-    moved = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": 2})
-    assert moved.status_code == 202
-    for _ in range(600):
-        view = (await http.get(f"/api/v1/livelessons/{livelesson}")).json()
-        if view["status"] == "READY" and view["stage"] == 2:
-            break
-        await asyncio.sleep(0.1)
+    view = await change_stage(http, livelesson, 2)
     merged = await rpc("<get-config><source><running/></source></get-config>")
     assert "stage 2: link to vr2" in merged and "stage 1" not in merged, merged
     assert "<location>lab rack 4</location>" in merged and "<mtu>1400</mtu>" in merged, merged
@@ -226,20 +228,15 @@ async def test_rest_api_basics_serves_the_stages_devices(http: httpx.AsyncClient
         assert devices == [{"name": f"r{i}", "stage": 0} for i in range(1, 4)]
         assert "<td>r3</td>" in (await inventory.get("/")).text
         assert (await inventory.get("/openapi.json")).json()["paths"]["/api/devices"]["put"]
-        moved = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": 1})
-        assert moved.status_code == 202
-        for _ in range(600):
-            view = (await http.get(f"/api/v1/livelessons/{livelesson}")).json()
-            if view["status"] == "READY" and view["stage"] == 1:
-                break
-            await asyncio.sleep(0.1)
+        view = await change_stage(http, livelesson, 1)
         assert (await inventory.get("/api/devices")).json() == [{"name": f"r{i}", "stage": 1} for i in range(1, 5)]
         refused = await inventory.post("/api/devices", json={"name": "r1; rm -rf /"})
         assert refused.status_code == 400 and "name:" in refused.json()["error"]
-    # From the learner's shell in the utility VM: curl and python3 are there.
+    # The guide's first command, from the learner's shell in the utility VM: the inventory by its name (as
+    # a pod reaches a Service), with curl and python3.
     ssh_host, ssh_port = external(view, "linux1", "cli")
-    tools = await run(ssh_host, ssh_port, "curl --version | head -1; echo '{\"a\": 1}' | python3 -m json.tool")
-    assert str(tools.stdout).startswith("curl 7.") and '"a": 1' in str(tools.stdout), tools.stdout
+    guide = await run(ssh_host, ssh_port, "curl -s http://inventory:8080/api/devices | python3 -m json.tool")
+    assert guide.exit_status == 0 and '"name": "r4"' in str(guide.stdout), (guide.stdout, guide.stderr)
     assert (await http.delete(f"/api/v1/livelessons/{livelesson}")).status_code == 202
     await wait_gone(http, livelesson)
     assert qemu_processes(f"syringe.{INSTANCE}-{livelesson}.") == []
@@ -266,14 +263,7 @@ async def test_static_routing_teaches_routes_and_forwarding(http: httpx.AsyncCli
     assert " 0% packet loss" in str((await run(host, port, "ping -c 1 -W 2 10.31.12.2")).stdout)
     assert (await run(host, port, "ping -c 1 -W 1 10.31.23.2")).exit_status != 0  # no route yet
 
-    moved = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": 1})
-    assert moved.status_code == 202, moved.text
-    for _ in range(1200):
-        view = (await http.get(f"/api/v1/livelessons/{livelesson}")).json()
-        if view["status"] in ("READY", "ERROR") and view["stage"] == 1:
-            break
-        await asyncio.sleep(0.1)
-    assert view["status"] == "READY" and view["stage"] == 1, view
+    view = await change_stage(http, livelesson, 1)
     assert "10.31.23.0/24 via 10.31.12.2" in str((await run(host, port, "ip route")).stdout)
     ping = str((await run(host, port, "ping -c 2 -W 2 10.31.23.2")).stdout)
     assert " 0% packet loss" in ping and "ttl=63" in ping, ping  # one router between
@@ -293,14 +283,7 @@ async def test_routing_triangle_runs_ospf_in_frr(http: httpx.AsyncClient) -> Non
     r1_host, r1_port = external(view, "r1", "cli")
     assert (await run(r1_host, r1_port, "ping -c 1 -W 1 10.23.0.2")).exit_status != 0  # no OSPF yet
     assert "ospfd" in str((await run(r1_host, r1_port, "vtysh -c 'show daemons'")).stdout)
-    moved = await http.put(f"/api/v1/livelessons/{livelesson}/stage", json={"stage": 1})
-    assert moved.status_code == 202, moved.text
-    for _ in range(1200):
-        view = (await http.get(f"/api/v1/livelessons/{livelesson}")).json()
-        if view["status"] in ("READY", "ERROR") and view["stage"] == 1:
-            break
-        await asyncio.sleep(0.1)
-    assert view["status"] == "READY" and view["stage"] == 1, view
+    view = await change_stage(http, livelesson, 1)
     links = {"r1": "10.23.0.0/24", "r2": "10.31.0.0/24", "r3": "10.12.0.0/24"}  # the link each is not on
     for router, far in links.items():
         host, port = external(view, router, "cli")

@@ -67,6 +67,9 @@ def test_links_are_udp_datagrams_or_taps_and_management_forwards_ports() -> None
     assert netdevs[2] == "tap,id=link1,ifname=tap2,script=no,downscript=no"
     in_a_pod = _value(qemu_command(_spec(forwards={22: 22}, forward_address="")), "-netdev")[0]
     assert in_a_pod.endswith("hostfwd=tcp::22-:22")
+    # The lesson's other endpoints, at their management-network addresses: one relay per connection.
+    peers = _value(qemu_command(_spec(guest_forwards={("10.0.2.101", 8080): 40123})), "-netdev")[0]
+    assert peers.endswith(",guestfwd=tcp:10.0.2.101:8080-cmd:socat - TCP:127.0.0.1:40123"), peers
 
 
 def test_share_is_read_only_and_boot_is_kernel_or_overlay() -> None:
@@ -109,6 +112,8 @@ def test_guest_parameters_carry_names_addresses_and_an_encoded_password() -> Non
         "syringe.nic=52:54:00:00:00:01,net1,10.1.0.1/24",
         "syringe.forward=1",
     ]
+    with_peers = guest_parameters("r1", (), peers={"r2": "10.0.2.101", "inventory": "10.0.2.102"}).split()
+    assert with_peers[-2:] == ["syringe.peer=inventory,10.0.2.102", "syringe.peer=r2,10.0.2.101"]
 
 
 def test_launcher_settings_come_from_env_with_clear_errors() -> None:

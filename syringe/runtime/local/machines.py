@@ -48,6 +48,16 @@ ALWAYS_FORWARDED = (22, 830, 80)  # SSH for configuration, NETCONF and HTTP for 
 SHARE = "lesson"  # a live lesson's directory holds its files here, shared with its VMs
 
 
+PEER_NETWORK = "10.0.2."  # QEMU's user network; the guest is .15, the gateway .2, its DNS .3
+FIRST_PEER = 100
+
+
+def peer_addresses(endpoints: list[str]) -> dict[str, str]:
+    """Where every VM of a lesson reaches each endpoint on its management network: one address per endpoint,
+    the same in every VM, which QEMU forwards to that endpoint's forwarded ports."""
+    return {name: f"{PEER_NETWORK}{FIRST_PEER + index}" for index, name in enumerate(endpoints)}
+
+
 def tiny_memory_mib(image: Image) -> int:
     """A tiny VM's memory: what the image asks for, and at least what its flavour boots in."""
     assert image.local is not None
@@ -218,9 +228,17 @@ class Machines:
         for link in plan.links:
             ports[(link.index, link.a.endpoint)], ports[(link.index, link.b.endpoint)] = _free_udp_pair()
         attached = attachments_by_endpoint(plan.links)
+        forwarded: dict[str, dict[int, int]] = {}
+        for pod in pods:
+            served = [p["containerPort"] for p in pod["spec"]["containers"][0].get("ports", [])]
+            forwarded[pod["metadata"]["name"]] = {
+                port: free_port() for port in dict.fromkeys([*served, *ALWAYS_FORWARDED])
+            }
+        peers = peer_addresses(list(forwarded))
         specs: dict[str, tuple[VmSpec, bool, VmSpec | None]] = {}
         for pod in pods:
             name = pod["metadata"]["name"]
+            others = {other: address for other, address in peers.items() if other != name}
             boot, image = boots[name]
             assert image.local is not None
             seed = f"{plan.namespace}/{name}"
@@ -229,8 +247,7 @@ class Machines:
                 peer = link.b if side is link.a else link.a
                 transport = UdpLink(ports[(link.index, name)], ports[(link.index, peer.endpoint)])
                 nics.append(DataNic(side.interface, mac_address(seed, position + 1), transport, side.address))
-            served = [p["containerPort"] for p in pod["spec"]["containers"][0].get("ports", [])]
-            forwards = {port: free_port() for port in dict.fromkeys([*served, *ALWAYS_FORWARDED])}
+            forwards = forwarded[name]
             tiny = image.local.kind == "tiny-linux"
             memory = mebibytes(image.local.memory)
             if isinstance(boot, KernelBoot) and tiny:
@@ -238,7 +255,9 @@ class Machines:
                 boot = KernelBoot(
                     boot.kernel,
                     boot.initrd,
-                    guest_parameters(name, tuple(nics), image.ssh_user, image.ssh_password, image.enable_forwarding),
+                    guest_parameters(
+                        name, tuple(nics), image.ssh_user, image.ssh_password, image.enable_forwarding, others
+                    ),
                 )
             vm_dir = directory / VMS / name
             vm_directory(vm_dir, self.run_as)
@@ -251,6 +270,11 @@ class Machines:
                 boot=boot,
                 accel=self.accel,
                 forwards=forwards,
+                guest_forwards={
+                    (address, port): host
+                    for other, address in others.items()
+                    for port, host in forwarded[other].items()
+                },
                 nics=tuple(nics),
                 share=Share(str(directory / SHARE), "lesson"),
                 console=str(vm_dir / "console"),
@@ -262,11 +286,13 @@ class Machines:
             warm = None
             if name in states:
                 with contextlib.suppress(WarmBootFailed):
-                    warm = self._warm_spec(spec, image, name, states[name], vm_dir)
+                    warm = self._warm_spec(spec, image, name, states[name], vm_dir, others)
             specs[name] = (warm, tiny, spec) if warm is not None else (spec, tiny, None)
         return specs
 
-    def _warm_spec(self, cold: VmSpec, image: Image, name: str, state: Path, vm_dir: Path) -> VmSpec:
+    def _warm_spec(
+        self, cold: VmSpec, image: Image, name: str, state: Path, vm_dir: Path, peers: Mapping[str, str]
+    ) -> VmSpec:
         """The cold VM's restore from a template: the template's devices and MACs, this endpoint's links,
         forwards and share, and its identity (the cold boot's kernel parameters) in an fw_cfg file."""
         assert self._templates is not None
@@ -275,12 +301,13 @@ class Machines:
             for position, nic in enumerate(cold.nics, start=1)
         )
         identity = vm_dir / "identity"
-        parameters = guest_parameters(name, nics, image.ssh_user, image.ssh_password, image.enable_forwarding)
+        parameters = guest_parameters(name, nics, image.ssh_user, image.ssh_password, image.enable_forwarding, peers)
         identity_file(identity, parameters, self.run_as)
         template = self._templates.spec(self._tiny_shape(image, len(nics)), cold.name, vm_dir)
         return replace(
             template,
             forwards=cold.forwards,
+            guest_forwards=cold.guest_forwards,
             nics=nics,
             share=cold.share,
             console=cold.console,
