@@ -275,6 +275,32 @@ async def test_rest_api_basics_runs_in_the_example_container_images(node: Node, 
         await _until_gone(node, http, auth, livelesson)
 
 
+async def test_routing_triangle_runs_ospf_in_the_frr_image(node: Node, deployed: Deployed) -> None:
+    """Three pods of the frr image (FRRouting from Debian, images/frr/Dockerfile) wired in a triangle: stage 1's
+    configurators (Jobs, vtysh over SSH as root) turn on OSPF, and in the learner's terminal vtysh shows both
+    neighbours Full and the link each router is not on learned by OSPF."""
+    async with httpx.AsyncClient(base_url=deployed.url, timeout=60) as http:
+        auth = await _session(http)
+        token = auth["Authorization"].removeprefix("Bearer ")
+        livelesson, view, seconds = await _launch(http, auth, "routing-triangle", timeout=300)
+        assert view["status"] == "READY", view
+        timing("routing-triangle (three frr pods): POST -> READY", seconds)
+        view = await _change_stage(http, auth, livelesson, 1)
+        far = {"r1": "10.23.0.0/24", "r2": "10.31.0.0/24", "r3": "10.12.0.0/24"}  # the link each is not on
+        for router, network in far.items():
+            async with Terminal.open(deployed.url, view, router, token) as terminal:
+                neighbours = routes = ""
+                for _ in range(90):  # hellos, then the SPF run
+                    neighbours = await terminal.run("vtysh -c 'show ip ospf neighbor'")
+                    routes = await terminal.run("vtysh -c 'show ip route ospf'")
+                    if neighbours.count("Full/") == 2 and f"O>* {network}" in routes:
+                        break
+                    await asyncio.sleep(1)
+                assert neighbours.count("Full/") == 2, (router, neighbours)
+                assert f"O>* {network}" in routes, (router, routes)
+        await _until_gone(node, http, auth, livelesson)
+
+
 async def _launch(
     http: httpx.AsyncClient, auth: dict[str, str], lesson: str, timeout: float
 ) -> tuple[str, dict[str, Any], float]:
