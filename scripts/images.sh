@@ -257,6 +257,13 @@ build_all() {
   started="$(date +%s)"
   install_tools
   configure_podman
+  # Working containers a killed build left behind (buildah's, outside podman's own list) would pin their
+  # images; under the lock no other build is running, so any there are leftovers.
+  local leftover
+  for leftover in $(pm ps --all --external --format '{{.ID}}' 2>/dev/null); do
+    say "removing $leftover, a working container a killed build left"
+    pm rm --force --storage "$leftover" >/dev/null 2>&1 || true
+  done
   prepare_context
   bkey="$(base_key)"
   for spec in "${IMAGES[@]}"; do
@@ -274,7 +281,7 @@ build_all() {
   if [ "$built" = 1 ]; then
     # Images no name points at any more, left by earlier runs (an image removed takes its unnamed parents
     # along). This run's intermediate layers stay: the next build reuses those of unchanged steps.
-    pm image prune -f --filter "until=$started" >/dev/null
+    pm image prune -f --filter "until=$started" >/dev/null || say "could not prune older images (left for the next run)"
   fi
   remove_empty_cgroups
 }
