@@ -78,9 +78,10 @@ def _security(image: Image | None, settings: PlanSettings) -> tuple[dict[str, An
         return {"privileged": True}, pod
     if flavor == "untrusted" and settings.untrusted_runtime_class:
         pod["runtimeClassName"] = settings.untrusted_runtime_class
+    granted = settings.image_capabilities.get(image.slug, []) if image is not None and flavor == "trusted" else []
     context: dict[str, Any] = {
         "allowPrivilegeEscalation": False,
-        "capabilities": {"add": ["NET_ADMIN"]},
+        "capabilities": {"add": ["NET_ADMIN", *sorted(set(granted) - {"NET_ADMIN"})]},
     }
     return context, pod
 

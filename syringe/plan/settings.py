@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +29,11 @@ class PlanSettings(BaseModel):
     privileged_images: list[str] | None = Field(
         default=None,
         description="Image slugs whose pods may run privileged (each must also be a trusted vm); unset: none may.",
+    )
+    image_capabilities: dict[str, list[Annotated[str, Field(pattern=r"^[A-Z][A-Z_]{1,31}$")]]] = Field(
+        default_factory=dict,
+        description="Linux capabilities to add, beyond NET_ADMIN, to the containers of trusted container images, by "
+        "image slug (FRR's daemons refuse to start without SYS_ADMIN): a narrower grant than privileged.",
     )
     kvm_images: list[str] | None = Field(
         default=None,

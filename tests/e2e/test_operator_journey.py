@@ -263,41 +263,54 @@ async def test_rest_api_basics_runs_in_the_example_container_images(node: Node, 
     devices through the service's REST API, and the learner reads them through Syringe's HTTP proxy."""
     async with httpx.AsyncClient(base_url=deployed.url, timeout=60) as http:
         auth = await _session(http)
-        livelesson, view, seconds = await _launch(http, auth, "rest-api-basics", timeout=300)
-        assert view["status"] == "READY", view
-        timing("rest-api-basics (two container pods): POST -> READY", seconds)
-        devices = f"/api/v1/livelessons/{livelesson}/endpoints/inventory/http/web/api/devices"
-        listed = await http.get(devices, headers=auth)
-        assert listed.status_code == 200, listed.text
-        assert listed.json() == [{"name": f"r{i}", "stage": 0} for i in range(1, 4)]
-        view = await _change_stage(http, auth, livelesson, 1)
-        assert (await http.get(devices, headers=auth)).json() == [{"name": f"r{i}", "stage": 1} for i in range(1, 5)]
-        await _until_gone(node, http, auth, livelesson)
+        async with _launched(node, http, auth, "rest-api-basics", timeout=300) as (livelesson, view, seconds):
+            assert view["status"] == "READY", view
+            timing("rest-api-basics (two container pods): POST -> READY", seconds)
+            devices = f"/api/v1/livelessons/{livelesson}/endpoints/inventory/http/web/api/devices"
+            listed = await http.get(devices, headers=auth)
+            assert listed.status_code == 200, listed.text
+            assert listed.json() == [{"name": f"r{i}", "stage": 0} for i in range(1, 4)]
+            await _change_stage(http, auth, livelesson, 1)
+            stage_1 = [{"name": f"r{i}", "stage": 1} for i in range(1, 5)]
+            assert (await http.get(devices, headers=auth)).json() == stage_1
 
 
 async def test_routing_triangle_runs_ospf_in_the_frr_image(node: Node, deployed: Deployed) -> None:
-    """Three pods of the frr image (FRRouting from Debian, images/frr/Dockerfile) wired in a triangle: stage 1's
-    configurators (Jobs, vtysh over SSH as root) turn on OSPF, and in the learner's terminal vtysh shows both
-    neighbours Full and the link each router is not on learned by OSPF."""
+    """Three pods of the frr image (FRRouting from Debian, images/frr/Dockerfile; the dev overlay grants it
+    SYS_ADMIN, without which FRR's daemons refuse to start) wired in a triangle: stage 1's configurators
+    (Jobs, vtysh over SSH as root) turn on OSPF, and in the learner's terminal vtysh shows both neighbours
+    Full and the link each router is not on learned by OSPF."""
     async with httpx.AsyncClient(base_url=deployed.url, timeout=60) as http:
         auth = await _session(http)
         token = auth["Authorization"].removeprefix("Bearer ")
-        livelesson, view, seconds = await _launch(http, auth, "routing-triangle", timeout=300)
-        assert view["status"] == "READY", view
-        timing("routing-triangle (three frr pods): POST -> READY", seconds)
-        view = await _change_stage(http, auth, livelesson, 1)
-        far = {"r1": "10.23.0.0/24", "r2": "10.31.0.0/24", "r3": "10.12.0.0/24"}  # the link each is not on
-        for router, network in far.items():
-            async with Terminal.open(deployed.url, view, router, token) as terminal:
-                neighbours = routes = ""
-                for _ in range(90):  # hellos, then the SPF run
-                    neighbours = await terminal.run("vtysh -c 'show ip ospf neighbor'")
-                    routes = await terminal.run("vtysh -c 'show ip route ospf'")
-                    if neighbours.count("Full/") == 2 and f"O>* {network}" in routes:
-                        break
-                    await asyncio.sleep(1)
-                assert neighbours.count("Full/") == 2, (router, neighbours)
-                assert f"O>* {network}" in routes, (router, routes)
+        async with _launched(node, http, auth, "routing-triangle", timeout=300) as (livelesson, view, seconds):
+            assert view["status"] == "READY", view
+            timing("routing-triangle (three frr pods): POST -> READY", seconds)
+            view = await _change_stage(http, auth, livelesson, 1)
+            far = {"r1": "10.23.0.0/24", "r2": "10.31.0.0/24", "r3": "10.12.0.0/24"}  # the link each is not on
+            for router, network in far.items():
+                async with Terminal.open(deployed.url, view, router, token) as terminal:
+                    neighbours = routes = ""
+                    for _ in range(90):  # hellos, then the SPF run
+                        neighbours = await terminal.run("vtysh -c 'show ip ospf neighbor'")
+                        routes = await terminal.run("vtysh -c 'show ip route ospf'")
+                        if neighbours.count("Full/") == 2 and f"O>* {network}" in routes:
+                            break
+                        await asyncio.sleep(1)
+                    assert neighbours.count("Full/") == 2, (router, neighbours)
+                    assert f"O>* {network}" in routes, (router, routes)
+
+
+@contextlib.asynccontextmanager
+async def _launched(
+    node: Node, http: httpx.AsyncClient, auth: dict[str, str], lesson: str, timeout: float
+) -> AsyncIterator[tuple[str, dict[str, Any], float]]:
+    """A live lesson launched (READY or ERROR), deleted afterwards whatever happened, and waited for until
+    its namespace is gone: its pods must not hold the node's two cores that the next test needs."""
+    livelesson, view, seconds = await _launch(http, auth, lesson, timeout)
+    try:
+        yield livelesson, view, seconds
+    finally:
         await _until_gone(node, http, auth, livelesson)
 
 
@@ -346,12 +359,11 @@ async def test_a_missing_image_is_the_lesson_error_within_seconds(node: Node, de
     )
     async with httpx.AsyncClient(base_url=deployed.url, timeout=60) as http:
         auth = await _session(http)
-        livelesson, view, seconds = await _launch(http, auth, "routing-triangle", timeout=120)
-        timing("missing image: POST -> ERROR", seconds)
-        assert view["status"] == "ERROR", view
-        assert re.search(r"endpoint r[123]\b", view["error"]), view["error"]
-        assert "not on the node" in view["error"] and "localhost/syringe/frr:dev" in view["error"], view["error"]
-        await _until_gone(node, http, auth, livelesson)
+        async with _launched(node, http, auth, "routing-triangle", timeout=120) as (_, view, seconds):
+            timing("missing image: POST -> ERROR", seconds)
+            assert view["status"] == "ERROR", view
+            assert re.search(r"endpoint r[123]\b", view["error"]), view["error"]
+            assert "not on the node" in view["error"] and "localhost/syringe/frr:dev" in view["error"], view["error"]
 
 
 async def test_a_replacement_syringe_finishes_a_launch_its_killed_predecessor_began(

@@ -284,3 +284,17 @@ def test_configuration_jobs(tree) -> None:  # type: ignore[no-untyped-def]
     secret = _by_kind(plan, "Secret")[0]
     assert secret["metadata"]["name"] == "lesson-credentials"
     assert secret["stringData"]["h1.username"] == "u" and secret["stringData"]["h1.password"] == "p"
+
+
+def test_the_operator_grants_capabilities_to_trusted_container_images_only(tree) -> None:  # type: ignore[no-untyped-def]
+    """FRR's daemons need SYS_ADMIN: SYRINGE_PLAN__IMAGE_CAPABILITIES grants it to the images it names, and
+    only where the metafile asks (flavor trusted); never privileged."""
+    settings = PlanSettings(image_capabilities={"linux": ["SYS_ADMIN", "NET_ADMIN"]})
+    untrusted = {p["metadata"]["name"]: p for p in _by_kind(_plan(tree, settings), "Pod")}
+    assert untrusted["h1"]["spec"]["containers"][0]["securityContext"] == UNPRIVILEGED
+    tree.images["linux"] = tree.images["linux"].model_copy(update={"flavor": "trusted"})
+    trusted = {p["metadata"]["name"]: p for p in _by_kind(_plan(tree, settings), "Pod")}
+    context = trusted["h1"]["spec"]["containers"][0]["securityContext"]
+    assert context == {"allowPrivilegeEscalation": False, "capabilities": {"add": ["NET_ADMIN", "SYS_ADMIN"]}}
+    with pytest.raises(ValueError, match="pattern"):
+        PlanSettings(image_capabilities={"linux": ["all; rm"]})
