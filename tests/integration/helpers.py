@@ -241,9 +241,7 @@ def install_prerequisites(api: client.ApiClient) -> None:
     deadline = time.monotonic() + 30
     while True:
         crd = extensions.read_custom_resource_definition(name)
-        established = any(
-            c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])
-        )
+        established = any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))
         if established:
             try:  # served: discovery and the storage layer know the group
                 custom.list_cluster_custom_object(group, version, plural, limit=1)

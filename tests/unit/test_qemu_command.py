@@ -156,3 +156,10 @@ def test_vm_ports_are_spelt_once_for_both_sides() -> None:
     assert podenv.parse_vm_ports("") == [] and podenv.parse_vm_ports("22,,80") == [22, 80]
     with pytest.raises(podenv.PortError, match="70000"):
         podenv.parse_vm_ports("22,70000")
+
+
+def test_peer_addresses_stay_inside_the_management_network() -> None:
+    from syringe.runtime.local.machines import peer_addresses
+
+    addresses = peer_addresses([f"e{i}" for i in range(200)])
+    assert len(addresses) == 155 and addresses["e0"] == "10.0.2.100" and addresses["e154"] == "10.0.2.254"

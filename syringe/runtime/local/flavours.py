@@ -20,6 +20,7 @@ from pathlib import Path
 import syringe
 from syringe.curriculum import CurriculumTree
 from syringe.curriculum.problems import Problem
+from syringe.errors import ImageBuildError
 from syringe.qemu.command import MIN_TINY_MEMORY_MIB
 
 PYTHON_MEMORY_MIB = 256  # measured: 128 MiB panics unpacking a 40 MB initramfs
@@ -35,6 +36,11 @@ PYTHON_ENTRIES = ("site", "encodings.utf_8", "encodings.latin_1", "encodings.asc
 PYTHON_EXCLUDES = ("ssl", "_ssl", "_hashlib", "unittest", "pydoc", "doctest", "tkinter", "asyncio",
                    "multiprocessing", "concurrent", "ctypes", "bz2", "lzma", "_lzma", "_bz2", "sqlite3", "curses",
                    "readline", "dbm", "pdb", "lib2to3", "xmlrpc", "getpass", "netrc", "tty", "pty")  # fmt: skip
+# The modules of this package that the Python flavours carry: the guest programs and what they import. Each
+# flavour's build is keyed by their content; python_files refuses to carry a module missing from here.
+GUEST_MODULES = ("syringe/__init__.py", "syringe/errors.py", "syringe/access/__init__.py",
+                 "syringe/access/netconf_framing.py", "syringe/guest/__init__.py", "syringe/guest/inventory.py",
+                 "syringe/guest/netconf_datastore.py", "syringe/guest/netconf_server.py")  # fmt: skip
 GUEST_PATH = "usr/lib/syringe"  # where syringe.guest (and the framing it imports) lives in the VM
 
 NETCONF_SERVER = f"#!/bin/sh\nPYTHONPATH=/{GUEST_PATH} exec /usr/bin/python3 -m syringe.guest.netconf_server\n"
@@ -46,6 +52,7 @@ class Flavour:
     binaries: tuple[tuple[str, str], ...] = ()  # ... of which these (where, in the VM), with their libraries
     python: bool = False
     trees: tuple[str, ...] = ()  # directories of the packages carried whole (data files: YANG modules)
+    library_dirs: tuple[str, ...] = ()  # packages' private library directories, named by RUNPATH
     files: tuple[tuple[str, str], ...] = ()  # (path in the VM, text): configuration
     accounts: str = ""  # lines for /etc/passwd and /etc/group, as "passwd:<line>" or "group:<line>"
     start: str = ""  # shell, run by init once the VM has its name and addresses, before its ready line
@@ -85,6 +92,7 @@ FLAVOURS: dict[str, Flavour] = {
             )
         ),
         trees=("usr/share/yang",),
+        library_dirs=("usr/lib/x86_64-linux-gnu/frr",),
         files=(
             ("etc/frr/frr.conf", "frr defaults traditional\nservice integrated-vtysh-config\n"),
             ("etc/frr/vtysh.conf", "service integrated-vtysh-config\n"),
@@ -116,6 +124,12 @@ FLAVOURS: dict[str, Flavour] = {
 }
 
 
+def guest_sources() -> list[Path]:
+    """GUEST_MODULES, as files of this checkout or installation."""
+    package_root = Path(syringe.__path__[0]).parent
+    return [package_root / module for module in GUEST_MODULES]
+
+
 @dataclass(frozen=True)
 class PythonFile:
     inside: str  # its path in the VM
@@ -145,7 +159,10 @@ def python_files(stdlib: Path) -> tuple[list[PythonFile], list[Path]]:
         if source.is_relative_to(stdlib):
             inside = f"usr/lib/python3.11/{source.relative_to(stdlib)}"
         elif source.is_relative_to(package_root / "syringe"):
-            inside = f"{GUEST_PATH}/{source.relative_to(package_root)}"
+            carried = source.relative_to(package_root).as_posix()
+            if carried not in GUEST_MODULES:
+                raise ImageBuildError(f"the guest programs import {carried}: add it to flavours.GUEST_MODULES")
+            inside = f"{GUEST_PATH}/{carried}"
         else:
             continue
         if source.suffix == ".so":

@@ -49,13 +49,17 @@ SHARE = "lesson"  # a live lesson's directory holds its files here, shared with 
 
 
 PEER_NETWORK = "10.0.2."  # QEMU's user network; the guest is .15, the gateway .2, its DNS .3
-FIRST_PEER = 100
+FIRST_PEER, LAST_PEER = 100, 254
 
 
 def peer_addresses(endpoints: list[str]) -> dict[str, str]:
     """Where every VM of a lesson reaches each endpoint on its management network: one address per endpoint,
-    the same in every VM, which QEMU forwards to that endpoint's forwarded ports."""
-    return {name: f"{PEER_NETWORK}{FIRST_PEER + index}" for index, name in enumerate(endpoints)}
+    the same in every VM, which QEMU forwards to that endpoint's forwarded ports. The network has room for
+    155; a lesson's endpoints beyond those are reached by their links only."""
+    return {
+        name: f"{PEER_NETWORK}{FIRST_PEER + index}"
+        for index, name in enumerate(endpoints[: LAST_PEER - FIRST_PEER + 1])
+    }
 
 
 def tiny_memory_mib(image: Image) -> int:

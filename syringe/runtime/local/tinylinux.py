@@ -8,6 +8,7 @@ NETCONF needs an SSH subsystem, which dropbear cannot serve.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import io
 import lzma
@@ -24,7 +25,15 @@ from pathlib import Path
 import asyncssh
 
 from syringe.errors import ImageBuildError
-from syringe.runtime.local.flavours import FLAVOURS, NETCONF_SERVER, PYTHON, PYTHON_PACKAGES, Flavour, python_files
+from syringe.runtime.local.flavours import (
+    FLAVOURS,
+    NETCONF_SERVER,
+    PYTHON,
+    PYTHON_PACKAGES,
+    Flavour,
+    guest_sources,
+    python_files,
+)
 
 PACKAGES = ("busybox-static", "openssh-server", "libwrap0", "iputils-ping", "bash")
 # Debian binaries, with the libraries they link: sshd (subsystems, for NETCONF); bash, the learner's shell
@@ -73,6 +82,7 @@ def _run(command: list[str], step: str, cwd: Path | None = None, check: bool = T
     return done.stdout
 
 
+@functools.cache  # one apt-cache call per process, not one per flavour
 def kernel_package() -> str:
     """The generic kernel flavour (the -cloud- one has no 9p) that linux-image-amd64 points at today."""
     output = _run(["apt-cache", "depends", "linux-image-amd64"], "finding the kernel package", check=False)
@@ -174,13 +184,11 @@ def extract_vmlinux(bzimage: bytes) -> bytes | None:
     return elf if _has_pvh_entry(elf) else None
 
 
-def _libraries(binary: Path, unpacked: Path) -> list[Path]:
-    # Packages' private library directories too (FRR's, which its binaries name by RUNPATH).
-    directories = (
-        unpacked / "lib" / MULTIARCH,
-        unpacked / "usr/lib" / MULTIARCH,
-        unpacked / "usr/lib" / MULTIARCH / "frr",
-    )
+def _libraries(binary: Path, unpacked: Path, private: tuple[str, ...] = ()) -> list[Path]:
+    """The libraries ``binary`` links, found in the unpacked packages first, then on this machine.
+    ``private``: packages' own library directories (under the unpacked tree), which their binaries name by
+    RUNPATH."""
+    directories = (unpacked / "lib" / MULTIARCH, unpacked / "usr/lib" / MULTIARCH, *(unpacked / d for d in private))
     env = {**os.environ, "LD_LIBRARY_PATH": ":".join(str(d) for d in directories)}
     done = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, env=env, check=False)
     missing = re.findall(r"(\S+) => not found", done.stdout)
@@ -296,7 +304,7 @@ def _initramfs(unpacked: Path, modules: list[Path], modules_root: Path, flavour:
                 made.add(part)
 
     def with_libraries(source: Path) -> None:
-        for library in _libraries(source, unpacked):
+        for library in _libraries(source, unpacked, flavour.library_dirs):
             inside = str(library).removeprefix(str(unpacked)).lstrip("/")
             if inside in added:
                 continue
@@ -368,9 +376,8 @@ def _digest(kernel: str, flavour: str) -> str:
     for name in GUEST_FILES:
         h.update(_guest_file(name))
     if FLAVOURS[flavour].python:
-        for program in sorted((Path(__file__).parents[2] / "guest").glob("*.py")):
-            h.update(program.read_bytes())
-        h.update((Path(__file__).parents[2] / "access/netconf_framing.py").read_bytes())
+        for source in guest_sources():
+            h.update(source.read_bytes())
     return f"{flavour}-{h.hexdigest()[:12]}" if flavour != "base" else h.hexdigest()[:12]
 
 
