@@ -40,6 +40,7 @@ CAPABILITIES = (
 IF_NS = "urn:ietf:params:xml:ns:yang:ietf-interfaces"
 SYS_NS = "urn:ietf:params:xml:ns:yang:ietf-system"
 MAX_MESSAGE = 4 * 1024 * 1024  # a small VM's memory is small
+MAX_DEPTH = 128  # of an <rpc>'s elements: configuration is a few levels deep, Python's stack is not endless
 DATASTORES = ("running", "candidate")
 
 
@@ -198,6 +199,9 @@ class Session:
             return _error_reply(attributes, RpcError("rpc", "missing-attribute", "<rpc> needs a message-id"))
         if len(rpc) != 1:
             return _error_reply(attributes, RpcError("protocol", "malformed-message", "one operation per <rpc>"))
+        if _depth(rpc) > MAX_DEPTH:  # the datastore's operations recurse: refuse before they would
+            nested = f"elements nested deeper than {MAX_DEPTH} levels"
+            return _error_reply(attributes, RpcError("protocol", "malformed-message", nested))
         try:
             content = self.handle(rpc[0])
         except RpcError as exc:
@@ -205,6 +209,16 @@ class Session:
         reply = ET.Element(f"{{{NC}}}rpc-reply", attributes)
         reply.append(content if content is not None else ET.Element(f"{{{NC}}}ok"))
         return serialize(reply)
+
+
+def _depth(root: ET.Element) -> int:
+    """How deep ``root``'s tree goes, counted without recursion."""
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in node)
+    return deepest
 
 
 def _error_reply(attributes: dict[str, str], error: RpcError) -> bytes:

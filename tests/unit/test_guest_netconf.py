@@ -184,4 +184,7 @@ def test_hostile_messages_get_errors_not_a_crash(tmp_path: Path) -> None:
     session.process.stdin.write(encode(b"<rpc message-id='1'><get", False))
     session.process.stdin.flush()
     assert b"malformed-message" in session._read()
+    deep = "<a>" * 5000 + "</a>" * 5000  # would exhaust the datastore's recursion
+    too_deep = session.rpc(f"<edit-config><target><running/></target><config>{deep}</config></edit-config>")
+    assert "malformed-message" in too_deep and "nested deeper than 128" in too_deep
     assert session.close() == 0
