@@ -235,3 +235,17 @@ def load_curriculum(root: str | os.PathLike[str], policy: CurriculumPolicy | Non
     tree.problems.extend(checks.prerequisite_cycles(tree.lessons))
     tree.problems.sort()
     return tree
+
+
+def load_image(directory: str | os.PathLike[str]) -> tuple[Image | None, list[Problem]]:
+    """One image's metafile (``directory/image.meta.yaml``) on its own, validated as the curriculum's are:
+    the image, or None and its problems (file, line and field), the file named relative to the images
+    directory."""
+    path = Path(directory).resolve()
+    problems: list[Problem] = []
+    doc = _read(path.parent, f"{path.name}/{IMAGE_FILE}", CurriculumLimits())
+    image = _validate(doc, Image, problems)
+    if image is not None and image.slug != path.name:
+        problems.append(doc.problem(("slug",), f"slug '{image.slug}' must match its directory name '{path.name}'"))
+        return None, problems
+    return image, problems

@@ -164,6 +164,63 @@ class LocalRun(Model):
         return self
 
 
+PREPARED_READY_LINE = "SYRINGE-DISK-READY"  # what a disk prepared by `syringe image prepare` prints when it serves
+DEBIAN_PACKAGE_PATTERN = r"^[a-z0-9][a-z0-9+.-]{1,99}$"
+GROUP_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
+UNIT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9@_.:-]{0,127}$"
+
+
+class ConsoleStep(Model):
+    """One step of a console script: wait for text on the serial console, then type a line."""
+
+    expect: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        description="Text to wait for on the serial console (plain text, not a pattern)."
+    )
+    send: Annotated[str, Field(max_length=1024)] | None = Field(
+        default=None, description="The line to type once it appears (Enter is added); none: only wait."
+    )
+    timeout: Annotated[int, Field(ge=1, le=3600)] = Field(default=120, description="Seconds to wait for expect.")
+    secret: bool = Field(default=False, description="Never show what is sent (a password) in progress or errors.")
+
+
+class Prepare(Model):
+    """How `syringe image prepare` makes a base disk ready for Syringe (stage 1). Syringe addition."""
+
+    base: str = Field(
+        default="", description="The base disk (qcow2 or raw), absolute or relative to the image's directory."
+    )
+    groups: list[Annotated[str, Field(pattern=GROUP_PATTERN)]] = Field(
+        default_factory=list, max_length=32, description="Groups sshUser and configUser join (made when missing)."
+    )
+    packages: list[Annotated[str, Field(pattern=DEBIAN_PACKAGE_PATTERN)]] = Field(
+        default_factory=list, max_length=256, description="Debian packages to install (downloaded on the host)."
+    )
+    services: list[Annotated[str, Field(pattern=UNIT_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="systemd units to enable; netconf: Syringe's NETCONF server as the SSH subsystem on port 830.",
+    )
+    commands: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        default_factory=list, max_length=64, description="Shell commands run in the disk, last, as root."
+    )
+    console: list[ConsoleStep] = Field(
+        default_factory=list,
+        max_length=256,
+        description="For appliances: a script run once over the serial console of the booted base; it must end "
+        "with the guest powered off. Instead of groups, packages, services and commands.",
+    )
+    timeout: Annotated[int, Field(ge=10, le=14400)] = Field(default=1800, description="Seconds for the whole prepare.")
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> Prepare:
+        if self.console and (self.groups or self.packages or self.services or self.commands):
+            raise ValueError(
+                "prepare: console: drives an appliance through its serial console; groups, packages, services "
+                "and commands prepare a Linux disk offline: use one or the other"
+            )
+        return self
+
+
 class Image(Model):
     """``images/<slug>/image.meta.yaml``."""
 
@@ -182,6 +239,24 @@ class Image(Model):
     local: LocalRun | None = Field(
         default=None, description="Syringe addition: how to run the image with no cluster; without it, it cannot."
     )
+    prepare: Prepare | None = Field(
+        default=None, description="Syringe addition: how `syringe image prepare` makes the base disk ready."
+    )
+
+    @model_validator(mode="after")
+    def _prepare_needs_a_disk(self) -> Image:
+        if self.prepare is None:
+            return self
+        if not ((self.local is not None and self.local.kind == "disk") or (self.vm is not None and self.vm.disk)):
+            raise ValueError("prepare: makes a disk: the image needs local: kind disk or vm: disk:")
+        if not self.prepare.console and not self.ssh_user:
+            raise ValueError("prepare: makes sshUser's login: the image needs sshUser and sshPassword")
+        return self
+
+    def ready_line(self) -> str:
+        """What the image's disk or kernel prints on its console once it serves ("": nothing known)."""
+        declared = self.local.ready_line if self.local is not None else ""
+        return declared or (PREPARED_READY_LINE if self.prepare is not None and not self.prepare.console else "")
 
 
 class Presentation(Model):

@@ -24,6 +24,7 @@ from syringe.errors import QemuSpecError, VmFailed
 from syringe.launcher.stitch import StitchError, stitch, unstitch, wait_for_interfaces
 from syringe.plan import podenv
 from syringe.qemu.command import (
+    IDENTITY,
     MAX_DATA_NICS,
     READY_LINE,
     DataNic,
@@ -130,9 +131,8 @@ class LaunchConfig:
         return [(f"eth{i}", f"tap{i}") for i in range(1, self.interfaces + 1)]
 
 
-def vm_spec(config: LaunchConfig, overlay: str) -> VmSpec:
-    """The VM of this wrapper: pure, given the config and the overlay path."""
-    nics = tuple(
+def data_nics(config: LaunchConfig) -> tuple[DataNic, ...]:
+    return tuple(
         DataNic(
             name=pod_interface,
             mac=mac_address(config.endpoint, index),
@@ -141,12 +141,24 @@ def vm_spec(config: LaunchConfig, overlay: str) -> VmSpec:
         )
         for index, (pod_interface, tap) in enumerate(config.data_interfaces(), start=1)
     )
+
+
+def identity_parameters(config: LaunchConfig) -> str:
+    """The guest's hostname, login, data NICs and forwarding, in the words the tiny VM and prepared disks read."""
+    return guest_parameters(config.endpoint, data_nics(config), config.user or None, config.password, config.forward)
+
+
+def vm_spec(config: LaunchConfig, overlay: str) -> VmSpec:
+    """The VM of this wrapper: pure, given the config and the overlay path."""
+    nics = data_nics(config)
     boot: KernelBoot | DiskBoot
+    fw_cfg: dict[str, str] = {}
     if config.kernel:
-        parameters = guest_parameters(config.endpoint, nics, config.user or None, config.password, config.forward)
-        boot = KernelBoot(config.kernel, config.initrd, f"{parameters} {config.append}".strip())
+        boot = KernelBoot(config.kernel, config.initrd, f"{identity_parameters(config)} {config.append}".strip())
     else:
         boot = DiskBoot(overlay)
+        # A disk has no kernel command line of ours: a prepared one reads the same words from fw_cfg.
+        fw_cfg[IDENTITY] = str(Path(config.state_dir) / "identity")
     accel = choose_accel(config.accel)
     share = Share(config.lesson_dir, "lesson") if Path(config.lesson_dir).is_dir() else None
     return VmSpec(
@@ -160,6 +172,7 @@ def vm_spec(config: LaunchConfig, overlay: str) -> VmSpec:
         nics=nics,
         share=share,
         console=str(Path(config.state_dir) / "console.log"),
+        fw_cfg=fw_cfg,
     )
 
 
@@ -221,6 +234,10 @@ class Launcher:
             return ""
         if not Path(self.config.disk).is_file():
             raise LaunchError(f"{podenv.VM_DISK}: {self.config.disk} does not exist")
+        identity = state / "identity"
+        identity.unlink(missing_ok=True)
+        identity.touch(mode=0o600)  # it holds the login's password
+        identity.write_text(identity_parameters(self.config))
         overlay = state / "overlay.qcow2"
         overlay.unlink(missing_ok=True)  # a new pod starts from the image, as a new container would
         done = subprocess.run(

@@ -101,6 +101,11 @@ def mac_address(seed: str, index: int) -> str:
     return "52:54:" + ":".join(f"{b:02x}" for b in (digest[0], digest[1], digest[2], index & 0xFF))
 
 
+# The fw_cfg file that hands a guest its identity in guest_parameters' words when no kernel command line
+# can: a disk prepared by `syringe image prepare` reads it at boot, a warm-booted tiny VM after its restore.
+IDENTITY = "opt/syringe/identity"
+
+
 def guest_parameters(
     hostname: str,
     nics: tuple[DataNic, ...],

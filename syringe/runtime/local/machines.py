@@ -25,6 +25,7 @@ from syringe.plan import Plan
 from syringe.plan.addressing import attachments_by_endpoint
 from syringe.plan.quantity import mebibytes
 from syringe.qemu.command import (
+    IDENTITY,
     DataNic,
     DiskBoot,
     KernelBoot,
@@ -38,9 +39,9 @@ from syringe.qemu.command import (
 from syringe.runtime.local.disks import ImageFileRefused, allowed_directories, confined_file, disk_chain
 from syringe.runtime.local.flavours import FLAVOURS
 from syringe.runtime.local.host import free_port, vm_name
-from syringe.runtime.local.state import VMS, Account, vm_directory
+from syringe.runtime.local.state import VMS, Account, private_file, vm_directory
 from syringe.runtime.local.tinylinux import TinyLinux, build_tiny_linux
-from syringe.runtime.local.warm import IDENTITY, Shape, Templates, identity_file, template_mac
+from syringe.runtime.local.warm import Shape, Templates, identity_file, template_mac
 from syringe.settings import LocalSettings
 
 VM_OVERHEAD_MIB = 70  # QEMU's own memory per VM beyond guest RAM (measured in bench/local_vms.py)
@@ -265,8 +266,15 @@ class Machines:
                 )
             vm_dir = directory / VMS / name
             vm_directory(vm_dir, self.run_as)
+            fw_cfg: dict[str, str] = {}
             if isinstance(boot, DiskBoot):
                 boot = DiskBoot(self._overlay(vm_dir, name, Path(boot.disk)))
+                # A disk has no kernel command line of ours: a prepared one reads the same words from fw_cfg.
+                parameters = guest_parameters(
+                    name, tuple(nics), image.ssh_user, image.ssh_password, image.enable_forwarding, others
+                )
+                private_file(vm_dir / "identity", parameters.encode(), self.run_as)
+                fw_cfg[IDENTITY] = str(vm_dir / "identity")
             spec = VmSpec(
                 name=vm_name(plan.namespace, name),
                 memory_mib=memory,
@@ -282,6 +290,7 @@ class Machines:
                 nics=tuple(nics),
                 share=Share(str(directory / SHARE), "lesson"),
                 console=str(vm_dir / "console"),
+                fw_cfg=fw_cfg,
             )
             try:
                 qemu_command(spec)

@@ -199,7 +199,7 @@ class LocalRuntime:
         for name, (spec, tiny, cold) in specs.items():
             reach = Reach(LOCAL_ADDRESS, dict(spec.forwards))
             image = boots[name][1]
-            ready_line = READY_LINE if tiny else (image.local.ready_line if image.local else "") or None
+            ready_line = READY_LINE if tiny else image.ready_line() or None
             vm = VmProcess(spec, self.settings.qemu_binary, self._qemu_user)
             endpoint = LocalEndpoint(name, vm, reach, tiny, ready_line, cold)
             lesson.endpoints[name] = endpoint

@@ -96,7 +96,7 @@ def kernel_package() -> str:
     return match.group(1)
 
 
-def _download(packages: list[str], into: Path) -> None:
+def download_packages(packages: list[str], into: Path) -> None:
     into.mkdir(parents=True, exist_ok=True)
     missing = [p for p in packages if not list(into.glob(f"{p}_*.deb"))]
     if not missing:
@@ -109,16 +109,16 @@ def _download(packages: list[str], into: Path) -> None:
         _run(["apt-get", "download", *missing], "downloading packages", cwd=into)
 
 
-def _with_dependencies(packages: tuple[str, ...]) -> list[str]:
+def with_dependencies(packages: tuple[str, ...]) -> list[str]:
     """The packages and every package they depend on (no recommends): what their binaries may link."""
     if not packages:
         return []
     command = ["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
                "--no-breaks", "--no-replaces", "--no-enhances", *packages]  # fmt: skip
-    output = _run(command, "finding the flavour's packages", check=False)
+    output = _run(command, "finding the packages' dependencies", check=False)
     if not output.strip():
         _run(["apt-get", "update", "-qq"], "updating the package lists")
-        output = _run(command, "finding the flavour's packages")
+        output = _run(command, "finding the packages' dependencies")
     found = {line.strip() for line in output.splitlines() if line and not line[0].isspace() and "<" not in line}
     return sorted(found | set(packages))
 
@@ -410,9 +410,9 @@ def build_tiny_linux(cache: Path | None = None, force: bool = False, flavour: st
 
 def _build_locked(cache: Path, kernel: str, target: TinyLinux, force: bool, flavour: Flavour) -> TinyLinux:
     debs = cache / "debs"
-    packages = [*PACKAGES, *_with_dependencies(flavour.packages), *(PYTHON_PACKAGES if flavour.python else ())]
+    packages = [*PACKAGES, *with_dependencies(flavour.packages), *(PYTHON_PACKAGES if flavour.python else ())]
     packages = list(dict.fromkeys(packages))
-    _download([kernel, *packages], debs)
+    download_packages([kernel, *packages], debs)
     unpacked = cache / "unpacked" / target.directory.name
     if not unpacked.exists() or force:
         partial = unpacked.with_name(unpacked.name + ".partial")

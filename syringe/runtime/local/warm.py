@@ -24,7 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from syringe.errors import QemuSpecError, VmFailed, WarmBootFailed
-from syringe.qemu.command import TINY_KERNEL_PARAMETERS, DataNic, KernelBoot, Share, UdpLink, VmSpec, mac_address
+from syringe.qemu.command import (
+    IDENTITY,
+    TINY_KERNEL_PARAMETERS,
+    DataNic,
+    KernelBoot,
+    Share,
+    UdpLink,
+    VmSpec,
+    mac_address,
+)
 from syringe.qemu.process import VmProcess
 from syringe.runtime.local.host import free_port
 from syringe.runtime.local.state import Account, fresh_directory, own_directory, private_file
@@ -32,7 +41,6 @@ from syringe.runtime.local.tinylinux import TinyLinux
 
 log = logging.getLogger(__name__)
 
-IDENTITY = "opt/syringe/identity"
 IDENTITY_BYTES = 4096  # the guest sees the size the template had: every identity is padded to it
 TEMPLATE_LINE = "SYRINGE-VM-TEMPLATE"
 TEMPLATE_APPEND = f"{TINY_KERNEL_PARAMETERS} syringe.template=1"
