@@ -16,6 +16,11 @@
 #                                            (scripts/k8s-node.sh import); prints what build prints
 #   scripts/images.sh push REGISTRY [TAG]    build, then push each image as REGISTRY/syringe/NAME:TAG (TAG
 #                                            defaults to dev); prints `NAME PUSHED_REFERENCE` per image name
+#   scripts/images.sh wrap CONTEXT NAME [--load] [--push REGISTRY TAG]
+#                                            build the wrapper (cached), then CONTEXT's Dockerfile (FROM the
+#                                            wrapper) as NAME, cached by the context's content; prints
+#                                            `archive PATH` (and `pushed REF`); --load imports it into the
+#                                            node. `syringe image wrap` writes the context and calls this.
 #   scripts/images.sh clean                  forget the podman storage and the cached archives
 # Progress goes to stderr; stdout carries only the lines above.
 #
@@ -252,8 +257,8 @@ build_image() { # short-name dockerfile "names" archive
 
 RESULT=()  # "short|names|archive" per image, after build_all
 
-build_all() {
-  local spec short dockerfile names key archive bkey built=0 started
+build_all() { # [short-name ...]: only those images (default: all)
+  local spec short dockerfile names key archive bkey built=0 started only=" $* "
   started="$(date +%s)"
   install_tools
   configure_podman
@@ -268,6 +273,7 @@ build_all() {
   bkey="$(base_key)"
   for spec in "${IMAGES[@]}"; do
     IFS='|' read -r short dockerfile names <<<"$spec"
+    [ "$only" = "  " ] || [[ "$only" == *" $short "* ]] || continue
     key="$(image_key "$dockerfile" "$bkey")"
     archive="$CACHE/$short-$key.tar"
     if [ -s "$archive" ]; then
@@ -343,6 +349,61 @@ cmd_push() { # registry tag
   printf '%s\n' "${pushed[@]}"
 }
 
+cmd_wrap() { # context name [--load] [--push REGISTRY TAG]: a stage-1 wrapper (syringe image wrap)
+  local context="$1" name="$2" load=0 registry="" tag="$TAG" r short names archive wrapper="" key safe remote
+  shift 2
+  while [ "$#" -gt 0 ]; do
+    case "$1" in
+      --load) load=1; shift ;;
+      --push) [ "$#" -ge 3 ] || die "wrap: --push REGISTRY TAG"; registry="${2%/}"; tag="$3"; shift 3 ;;
+      *) die "wrap: unknown option $1" ;;
+    esac
+  done
+  [ -f "$context/Dockerfile" ] || die "wrap: $context has no Dockerfile"
+  for r in "${RESULT[@]}"; do
+    IFS='|' read -r short names archive <<<"$r"
+    [ "$short" = qemu-wrapper ] && wrapper="$archive"
+  done
+  ensure_loaded "$wrapper" "localhost/syringe/qemu-wrapper:$TAG"  # what the Dockerfile's FROM names
+  # Keyed by the wrapper's build, the name and every byte of the context (the disk included).
+  key="$( { printf '%s\n' "$RECIPE" "$(basename "$wrapper")" "$name"
+            (cd "$context" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum); } | sha256sum | cut -c1-16)"
+  safe="$(printf '%s' "$name" | tr -c 'a-zA-Z0-9._-' '_')"
+  archive="$CACHE/wrap-$safe-$key.tar"
+  if [ -s "$archive" ]; then
+    say "$name: cached ($archive)"
+  else
+    say "building $name from $context"
+    pm build --pull=never --format docker --iidfile "$WORK/wrap.iid" -t "$name" -f "$context/Dockerfile" "$context" >&2
+    say "saving $name to $archive"
+    rm -f "$archive.partial"
+    pm save --format docker-archive -o "$archive.partial" "$name" >&2
+    mv "$WORK/wrap.iid" "${archive%.tar}.id"
+    mv "$archive.partial" "$archive"
+    find "$CACHE" -maxdepth 1 -name "wrap-$safe-*.tar" ! -name "*-$key.tar" -printf '%p\n' \
+      | while read -r old; do rm -f "$old" "${old%.tar}.id"; done
+  fi
+  printf 'archive %s\n' "$archive"
+  if [ "$load" = 1 ]; then
+    say "importing $name into the node's containerd"
+    "$HERE/k8s-node.sh" import "$archive" >&2
+  fi
+  if [ -n "$registry" ]; then
+    ensure_loaded "$archive" "$name"
+    remote="$registry/${name#localhost/}"
+    remote="${remote%:*}:$tag"
+    say "pushing $name as $remote"
+    pm tag "$name" "$remote"
+    if ! pm push --format v2s2 "$remote" >&2; then
+      pm untag "$name" "$remote" || true
+      die "pushing $remote failed (podman login to the registry first, when it needs credentials)"
+    fi
+    pm untag "$name" "$remote"
+    printf 'pushed %s\n' "$remote"
+  fi
+  remove_empty_cgroups
+}
+
 cmd_clean() {
   if [ -d "$STORAGE" ] && command -v podman >/dev/null; then
     configure_podman
@@ -368,8 +429,11 @@ main() {
     push)
       { [ "$#" -ge 2 ] && [ "$#" -le 3 ]; } || die "usage: $0 push REGISTRY [TAG]"
       lock; build_all; cmd_push "$2" "${3:-$TAG}"; remove_empty_cgroups ;;
+    wrap)
+      [ "$#" -ge 3 ] || die "usage: $0 wrap CONTEXT NAME [--load] [--push REGISTRY TAG]"
+      lock; build_all qemu-wrapper; cmd_wrap "${@:2}" ;;
     clean) lock; cmd_clean ;;
-    *) die "usage: $0 build | import | push REGISTRY [TAG] | clean" ;;
+    *) die "usage: $0 build | import | push REGISTRY [TAG] | wrap CONTEXT NAME [--load] [--push REGISTRY TAG] | clean" ;;
   esac
 }
 

@@ -42,7 +42,7 @@ from syringe.qemu.process import choose_accel
 from syringe.runtime.local.flavours import GUEST_MODULES, GUEST_PATH, NETCONF_SERVER
 from syringe.runtime.local.tinylinux import default_cache, download_packages, kernel_package, with_dependencies
 
-RECIPE = "syringe-prepare-1"  # change it when a change here must prepare every disk again
+RECIPE = "syringe-prepare-2"  # change it when a change here must prepare every disk again
 GUEST_FILES = Path(__file__).parent / "guest"
 REPOSITORY = Path(__file__).resolve().parents[2]  # where GUEST_MODULES are, as the tiny VM's builds read them
 PAYLOAD = "/var/tmp/syringe-prepare"  # inside the disk, while it is prepared; removed at the end
@@ -362,7 +362,9 @@ def prepare_disk(
         step, started = "compacting", time.monotonic()
         reporter.start(step)
         partial = work / "prepared.qcow2"
-        subprocess.run(["qemu-img", "convert", "-q", "-O", "qcow2", str(disk), str(partial)], check=True,
+        # Compressed: a third of the size (measured: 734 MiB to 288 MiB for the Debian test disk, 19 s), which
+        # every wrapper image, push and node import carries; the guest inflates clusters as it reads them.
+        subprocess.run(["qemu-img", "convert", "-q", "-c", "-O", "qcow2", str(disk), str(partial)], check=True,
                        timeout=max(1.0, deadline - time.monotonic()))  # fmt: skip
         partial.chmod(0o644)  # QEMU runs as nobody and reads it through an overlay
         partial.rename(target)
