@@ -16,7 +16,7 @@ from api.antidote import mount as antidote
 from api.errors import as_problem
 from api.limits import Limits
 from api.middleware import BodyLimit, RequestMetrics
-from api.routers import access, admin, catalog, health, livelessons, sessions
+from api.routers import access, admin, catalog, health, livelessons, runtime, sessions, ui
 from api.views import ViewCache
 from syringe import __version__
 from syringe.access.terminal import TerminalSlots
@@ -112,7 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         problem = as_problem(exc)
         return problems.problem_response(problem.status, problem.detail, problem.kind, headers=problem.headers)
 
-    for router in (health.router, catalog.router, sessions.router, livelessons.router, access.router, admin.router):
+    routers = (health.router, catalog.router, runtime.router, sessions.router, livelessons.router, access.router)
+    for router in (*routers, admin.router, ui.router):
         app.include_router(router)
     app.add_middleware(RequestMetrics)
     app.add_middleware(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from syringe.curriculum.models import Collection, Curriculum, Endpoint, Image, Lesson
+from syringe.plan.addressing import Attachment, Link
 
 
 class ApiModel(BaseModel):
@@ -48,6 +49,7 @@ class StageView(ApiModel):
     guide_type: str
     stage_video: str
     guide_url: str
+    check_count: int = Field(description="How many learner checks the stage has (verify runs them).")
 
 
 class AuthorView(ApiModel):
@@ -112,10 +114,41 @@ class LessonDetail(LessonSummary):
                     guide_type=s.guide_type,
                     stage_video=s.stage_video,
                     guide_url=f"/api/v1/lessons/{lesson.slug}/stages/{i}/guide",
+                    check_count=len(s.verify),
                 )
                 for i, s in enumerate(lesson.stages)
             ],
         )
+
+
+class AttachmentView(ApiModel):
+    endpoint: str
+    interface: str
+    address: str = Field(description="With its prefix length, e.g. 10.12.0.1/24.")
+
+    @classmethod
+    def of(cls, side: Attachment) -> AttachmentView:
+        return cls(endpoint=side.endpoint, interface=side.interface, address=side.address)
+
+
+class LinkView(ApiModel):
+    index: int
+    subnet: str
+    a: AttachmentView
+    b: AttachmentView
+
+    @classmethod
+    def of(cls, link: Link) -> LinkView:
+        return cls(index=link.index, subnet=link.subnet, a=AttachmentView.of(link.a), b=AttachmentView.of(link.b))
+
+
+class TopologyView(ApiModel):
+    """What a diagram of the lesson needs: its endpoints, and each connection with the interface names and
+    addresses the plan gives both sides (the same on every stage and every launch)."""
+
+    lesson: str
+    endpoints: list[EndpointView]
+    links: list[LinkView]
 
 
 class GuideView(ApiModel):
@@ -184,6 +217,20 @@ class CurriculumView(ApiModel):
             collection_count=collections,
             image_count=images,
         )
+
+
+class LessonRunnable(ApiModel):
+    slug: str
+    runnable: bool
+    reasons: list[str] = Field(description="Why not, one sentence per endpoint (or the runtime's problem).")
+
+
+class RuntimeView(ApiModel):
+    """Whether live lessons can run here, and which lessons cannot, known before anyone launches one."""
+
+    available: bool = Field(description="False when live lessons answer 503 (no cluster and no local VMs...).")
+    problem: str | None
+    lessons: list[LessonRunnable]
 
 
 class Health(ApiModel):

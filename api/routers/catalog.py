@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from api.deps import CatalogDep
 from api.problems import ProblemError
 from api.schemas import (
     CollectionView,
     CurriculumView,
+    EndpointView,
     GuideView,
     ImageView,
     LessonDetail,
     LessonSummary,
+    LinkView,
+    TopologyView,
 )
 from syringe.errors import CurriculumError
+from syringe.plan.addressing import plan_links
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
@@ -47,6 +51,17 @@ def get_lesson(slug: str, cat: CatalogDep) -> LessonDetail:
 def get_prerequisites(slug: str, cat: CatalogDep) -> list[LessonSummary]:
     """Every lesson to take first: transitive, each once, the most basic first."""
     return [LessonSummary.of(lesson) for lesson in cat.prerequisites(slug)]
+
+
+@router.get("/lessons/{slug}/topology", response_model=TopologyView)
+def get_topology(slug: str, cat: CatalogDep, request: Request) -> TopologyView:
+    """The lesson's endpoints and links, with the interface names and addresses the plan gives each side."""
+    lesson = cat.lesson(slug)
+    plan = request.app.state.settings.plan
+    links = plan_links(lesson, cat.tree.images, plan.subnet_pool, plan.subnet_prefix)
+    return TopologyView(
+        lesson=slug, endpoints=[EndpointView.of(e) for e in lesson.endpoints], links=[LinkView.of(k) for k in links]
+    )
 
 
 @router.get("/lessons/{slug}/stages/{stage}/guide", response_model=GuideView)

@@ -60,8 +60,12 @@ class TerminalSession:
         self.process.change_terminal_size(columns, rows)
 
     async def read(self) -> bytes:
-        """The next output (stdout and stderr share the PTY); b"" once the session has ended."""
-        return await self.process.stdout.read(65536)
+        """The next output (stdout and stderr share the PTY); b"" once the session has ended, also when the
+        connection is lost (the endpoint's VM stopped under an open terminal: the live lesson was deleted)."""
+        try:
+            return await self.process.stdout.read(65536)
+        except (OSError, asyncssh.Error):
+            return b""
 
     async def exit_status(self, timeout: float = 2.0) -> int | None:
         """The shell's exit status; it can arrive just after the output ends."""

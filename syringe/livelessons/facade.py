@@ -28,7 +28,7 @@ from syringe.livelessons.persistence import StateWriter
 from syringe.livelessons.recovery import recover
 from syringe.livelessons.registry import Registry
 from syringe.plan import PlanSettings, labels, namespace_name
-from syringe.runtime.base import Runtime, RuntimeEvent
+from syringe.runtime.base import JudgesLessons, Runtime, RuntimeEvent
 from syringe.settings import LifecycleSettings
 
 
@@ -117,6 +117,12 @@ class LiveLessons:
 
     def all(self) -> list[LiveLesson]:
         return list(self.registry.lessons.values())
+
+    def cannot_run(self, lesson_slug: str) -> list[str]:
+        """Why the lesson cannot run on this runtime, known before a launch (one sentence per endpoint); empty
+        when nothing is known to stop it. The lesson must exist."""
+        lesson = self.tree.lessons[lesson_slug].lesson
+        return self.runtime.cannot_run(lesson) if isinstance(self.runtime, JudgesLessons) else []
 
     def listen(self, livelesson_id: str | None = None) -> asyncio.Queue[str]:
         """A queue that wakes when live lesson ``livelesson_id`` changes or goes (at most one wake-up waits

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from syringe.curriculum.models import Lesson
 from syringe.learners import LearnerSession, SessionGone
 from syringe.plan import Plan
 
@@ -189,4 +190,14 @@ class ProcessBound(Protocol):
 
     def process_bound(self) -> str:
         """Why, in a sentence for a person."""
+        ...
+
+
+@runtime_checkable
+class JudgesLessons(Protocol):
+    """Optional: the runtime can tell, before a launch, that some of a lesson's endpoints cannot run on it (the
+    local runtime: an image with no ``local:`` section), so a front end says so before the learner asks."""
+
+    def cannot_run(self, lesson: Lesson) -> list[str]:
+        """Why the lesson cannot run here, one sentence per endpoint; empty when nothing is known to stop it."""
         ...

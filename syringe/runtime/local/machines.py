@@ -191,17 +191,25 @@ class Machines:
                 raise ImageFileRefused(why)
         return real
 
-    async def boot_for(self, endpoint: str, plan: Plan) -> tuple[KernelBoot | DiskBoot, Image]:
-        slug = plan.endpoint_images.get(endpoint, "")
+    def cannot_boot(self, endpoint: str, slug: str) -> str | None:
+        """Why ``endpoint`` (of image ``slug``) can never boot here, known without touching a file; else None."""
         image = self.images.get(slug)
         if image is None:
-            raise EndpointCannotRunLocally(f"endpoint {endpoint}: image {slug} is not in the curriculum")
-        local = image.local
-        if local is None:
-            raise EndpointCannotRunLocally(
+            return f"endpoint {endpoint}: image {slug} is not in the curriculum"
+        if image.local is None:
+            return (
                 f"endpoint {endpoint}: image {slug} cannot run without a cluster: its image.meta.yaml has no "
                 "local: section (kind tiny-linux, disk or kernel)"
             )
+        return None
+
+    async def boot_for(self, endpoint: str, plan: Plan) -> tuple[KernelBoot | DiskBoot, Image]:
+        slug = plan.endpoint_images.get(endpoint, "")
+        if (why := self.cannot_boot(endpoint, slug)) is not None:
+            raise EndpointCannotRunLocally(why)
+        image = self.images[slug]
+        local = image.local
+        assert local is not None  # cannot_boot said so
         if local.kind == "tiny-linux":
             tiny = await self.tiny_linux(local.flavour)
             return KernelBoot(str(tiny.kernel), str(tiny.initrd)), image

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from syringe.curriculum.models import Image
+from syringe.curriculum.models import Image, Lesson
 from syringe.errors import EndpointCannotRunLocally, QemuSpecError, RuntimeUnavailable, VmFailed, WarmBootFailed
 from syringe.plan import Plan
 from syringe.plan.files import unpack_files
@@ -110,6 +110,11 @@ class LocalRuntime:
     @property
     def _qemu_user(self) -> str | None:
         return self.run_as.name if self.run_as is not None else None
+
+    def cannot_run(self, lesson: Lesson) -> list[str]:
+        """syringe.runtime.base.JudgesLessons: the endpoints whose images can never boot as local VMs."""
+        reasons = (self.machines.cannot_boot(endpoint.name, endpoint.image) for endpoint in lesson.endpoints)
+        return [reason for reason in reasons if reason is not None]
 
     # ------------------------------------------------------------------ protocol: start and stop
     async def check(self) -> list[str]:
