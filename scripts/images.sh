@@ -327,22 +327,28 @@ cmd_import() {
   "$HERE/k8s-node.sh" import "${archives[@]}"
 }
 
+push_one() { # name registry tag: push NAME as REGISTRY/<NAME without localhost/>:TAG; prints the reference
+  local name="$1" remote
+  remote="$2/${name#localhost/}"
+  remote="${remote%:*}:$3"
+  say "pushing $name as $remote"
+  pm tag "$name" "$remote"
+  # v2s2 (Docker's manifest) keeps HEALTHCHECK, as the build's --format docker does.
+  if ! pm push --format v2s2 "$remote" >&2; then
+    pm untag "$name" "$remote" || true
+    die "pushing $remote failed (podman login to the registry first, when it needs credentials)"
+  fi
+  pm untag "$name" "$remote"
+  printf '%s\n' "$remote"
+}
+
 cmd_push() { # registry tag
   local registry="${1%/}" tag="$2" r short names archive n remote pushed=()
   for r in "${RESULT[@]}"; do
     IFS='|' read -r short names archive <<<"$r"
     ensure_loaded "$archive" "${names%% *}"
     for n in $names; do
-      remote="$registry/${n#localhost/}"
-      remote="${remote%:*}:$tag"
-      say "pushing $n as $remote"
-      pm tag "$n" "$remote"
-      # v2s2 (Docker's manifest) keeps HEALTHCHECK, as the build's --format docker does.
-      if ! pm push --format v2s2 "$remote" >&2; then
-        pm untag "$n" "$remote" || true
-        die "pushing $remote failed (podman login to the registry first, when it needs credentials)"
-      fi
-      pm untag "$n" "$remote"
+      remote="$(push_one "$n" "$registry" "$tag")"
       pushed+=("$n $remote")
     done
   done
@@ -390,15 +396,7 @@ cmd_wrap() { # context name [--load] [--push REGISTRY TAG]: a stage-1 wrapper (s
   fi
   if [ -n "$registry" ]; then
     ensure_loaded "$archive" "$name"
-    remote="$registry/${name#localhost/}"
-    remote="${remote%:*}:$tag"
-    say "pushing $name as $remote"
-    pm tag "$name" "$remote"
-    if ! pm push --format v2s2 "$remote" >&2; then
-      pm untag "$name" "$remote" || true
-      die "pushing $remote failed (podman login to the registry first, when it needs credentials)"
-    fi
-    pm untag "$name" "$remote"
+    remote="$(push_one "$name" "$registry" "$tag")"  # an assignment: a failed push ends the script (set -e)
     printf 'pushed %s\n' "$remote"
   fi
   remove_empty_cgroups

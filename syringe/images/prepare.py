@@ -37,12 +37,12 @@ from syringe.curriculum.models import Image, Prepare
 from syringe.errors import ImageBuildError
 from syringe.images.console import run_console_script
 from syringe.images.progress import Quiet, Reporter, tail
-from syringe.qemu.command import MANAGEMENT_SLOT
+from syringe.qemu.command import MANAGEMENT_GATEWAY, MANAGEMENT_SLOT
 from syringe.qemu.process import choose_accel
 from syringe.runtime.local.flavours import GUEST_MODULES, GUEST_PATH, NETCONF_SERVER
 from syringe.runtime.local.tinylinux import default_cache, download_packages, kernel_package, with_dependencies
 
-RECIPE = "syringe-prepare-2"  # change it when a change here must prepare every disk again
+RECIPE = "syringe-prepare-3"  # change it when a change here must prepare every disk again
 GUEST_FILES = Path(__file__).parent / "guest"
 REPOSITORY = Path(__file__).resolve().parents[2]  # where GUEST_MODULES are, as the tiny VM's builds read them
 PAYLOAD = "/var/tmp/syringe-prepare"  # inside the disk, while it is prepared; removed at the end
@@ -107,7 +107,7 @@ def cache_key(image: Image, base_digest: str) -> str:
     assert image.prepare is not None
     h = hashlib.sha256()
     parts = [RECIPE, base_digest, image.prepare.model_dump_json(), image.ssh_user, image.ssh_password,
-             image.config_user, image.config_password, image.ready_line(), str(MANAGEMENT_SLOT)]  # fmt: skip
+             image.config_user, image.config_password, image.ready_line(), _management_network()]  # fmt: skip
     parts += [path.read_text() for path in sorted(GUEST_FILES.iterdir()) if path.is_file()]
     if NETCONF_SERVICE in image.prepare.services:
         parts += [(REPOSITORY / module).read_text() for module in GUEST_MODULES]
@@ -118,8 +118,13 @@ def cache_key(image: Image, base_digest: str) -> str:
 
 def _management_network() -> str:
     # The first NIC QEMU gives every endpoint, on the wrapper as locally: matched by its PCI slot, so the
-    # lesson's data NICs, which Syringe addresses itself, are never touched.
-    return f"[Match]\nPath=pci-0000:00:{MANAGEMENT_SLOT:02x}.0\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\n"
+    # lesson's data NICs, which Syringe addresses itself, are never touched. QEMU's DHCP (restrict=on) offers
+    # no router, and connections forwarded from another host arrive from that host's address: the default
+    # route through QEMU's gateway carries the replies (QEMU forwards nothing else).
+    return (
+        f"[Match]\nPath=pci-0000:00:{MANAGEMENT_SLOT:02x}.0\n\n"
+        f"[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nGateway={MANAGEMENT_GATEWAY}\n"
+    )
 
 
 def _q(text: str) -> str:

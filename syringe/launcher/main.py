@@ -47,7 +47,7 @@ ENVIRONMENT = (
     podenv.ENDPOINT, podenv.LESSON_DIR, podenv.VM_DISK, podenv.VM_KERNEL, podenv.VM_INITRD, podenv.VM_APPEND,
     podenv.VM_MEMORY_MIB, podenv.VM_CPUS, podenv.VM_INTERFACES, podenv.VM_PORTS, podenv.VM_ADDRESSES, podenv.VM_USER,
     podenv.VM_PASSWORD, podenv.VM_FORWARD, podenv.VM_ACCEL, podenv.VM_STATE_DIR, podenv.VM_HEALTH_FILE,
-    podenv.VM_INTERFACE_TIMEOUT, podenv.VM_BOOT_TIMEOUT,
+    podenv.VM_INTERFACE_TIMEOUT, podenv.VM_BOOT_TIMEOUT, podenv.VM_READY_LINE,
 )  # fmt: skip
 ACCELERATORS: dict[str, Literal["auto", "kvm", "tcg"]] = {"auto": "auto", "kvm": "kvm", "tcg": "tcg"}
 
@@ -88,6 +88,7 @@ class LaunchConfig:
     accel: Literal["auto", "kvm", "tcg"] = "auto"
     interface_timeout: float = 300.0
     boot_timeout: float = 300.0
+    ready_line: str = ""  # a disk's (podenv.VM_READY_LINE); a kernel boot waits for the tiny VM's READY_LINE
     max_restarts: int = 5
 
     @classmethod
@@ -124,6 +125,7 @@ class LaunchConfig:
             accel=accel,
             interface_timeout=float(_int(env, podenv.VM_INTERFACE_TIMEOUT, 300, 1, 86400)),
             boot_timeout=float(_int(env, podenv.VM_BOOT_TIMEOUT, 300, 1, 86400)),
+            ready_line=env.get(podenv.VM_READY_LINE, ""),
         )
 
     def data_interfaces(self) -> list[tuple[str, str]]:
@@ -275,7 +277,8 @@ class Launcher:
             ended = asyncio.create_task(self.vm.wait())
             stop = asyncio.create_task(self.stopping.wait())
             try:
-                await self.vm.wait_ready(self.config.boot_timeout, READY_LINE if self.config.kernel else None)
+                ready_line = READY_LINE if self.config.kernel else (self.config.ready_line or None)
+                await self.vm.wait_ready(self.config.boot_timeout, ready_line)
                 self._health("ready")
                 log.info("%s: VM ready (%s)", self.config.endpoint, spec.accel)
             except VmFailed as exc:

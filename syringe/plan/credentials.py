@@ -27,7 +27,7 @@ def credentials_secret(
             continue
         data[f"{endpoint.name}.username"] = image.config_user or image.ssh_user
         data[f"{endpoint.name}.password"] = image.config_password or image.ssh_password
-        if image.vm is not None and image.vm.kernel and image.ssh_user:
+        if image.vm is not None and image.ssh_user:  # the wrapper hands the guest its login (pods._vm_boot)
             data[login_password_key(endpoint.name)] = image.ssh_password
     return {
         "apiVersion": "v1",

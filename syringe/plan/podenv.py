@@ -32,6 +32,7 @@ __all__ = [
     "VM_MEMORY_MIB",
     "VM_PASSWORD",
     "VM_PORTS",
+    "VM_READY_LINE",
     "VM_STATE_DIR",
     "VM_USER",
     "PortError",
@@ -49,9 +50,14 @@ VM_DISK = "SYRINGE_VM_DISK"  # the qcow2 image inside the wrapper image
 VM_INTERFACES = "SYRINGE_VM_INTERFACES"  # how many data interfaces (eth1..N) the launcher waits for
 VM_PORTS = "SYRINGE_VM_PORTS"  # ports to forward besides the launcher's defaults (format_vm_ports)
 
+# What the guest prints on its serial console once it serves (a disk prepared by `syringe image prepare`):
+# the launcher reports the VM ready, and the pod Ready, only after it. A kernel boot uses the tiny VM's line.
+VM_READY_LINE = "SYRINGE_VM_READY_LINE"
+
 # A kernel boot (the image's vm.kernel, vm.initrd, vm.append) instead of VM_DISK. The guest takes its identity
 # from the kernel command line, as Syringe's tiny VM does: the hostname (ENDPOINT), an address per data NIC,
 # the learner's login (VM_PASSWORD comes from the lesson's credentials Secret) and routing between its NICs.
+# A disk boot gets the same identity in a fw_cfg file the launcher writes (qemu.command.IDENTITY).
 VM_KERNEL = "SYRINGE_VM_KERNEL"
 VM_INITRD = "SYRINGE_VM_INITRD"
 VM_APPEND = "SYRINGE_VM_APPEND"

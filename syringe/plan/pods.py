@@ -87,15 +87,17 @@ def _security(image: Image | None, settings: PlanSettings) -> tuple[dict[str, An
 
 
 def _vm_boot(vm: VirtualMachine, image: Image, endpoint: str, addresses: list[str]) -> list[dict[str, Any]]:
-    """How the wrapper boots the VM: its disk; or a kernel, given its identity on the command line (hostname,
-    an address per data NIC, the learner's login from the credentials Secret, routing between its NICs)."""
+    """How the wrapper boots the VM, and the identity it hands the guest (hostname, an address per data NIC,
+    the learner's login from the credentials Secret, routing between its NICs): a kernel reads it on its
+    command line, a disk prepared by `syringe image prepare` in the fw_cfg file the launcher adds."""
+    env: list[dict[str, Any]]
     if vm.disk:
-        return [{"name": podenv.VM_DISK, "value": vm.disk}]
-    env: list[dict[str, Any]] = [
-        {"name": podenv.VM_KERNEL, "value": vm.kernel},
-        {"name": podenv.VM_INITRD, "value": vm.initrd},
-        {"name": podenv.VM_ADDRESSES, "value": ",".join(addresses)},
-    ]
+        env = [{"name": podenv.VM_DISK, "value": vm.disk}]
+        if image.ready_line():
+            env.append({"name": podenv.VM_READY_LINE, "value": image.ready_line()})
+    else:
+        env = [{"name": podenv.VM_KERNEL, "value": vm.kernel}, {"name": podenv.VM_INITRD, "value": vm.initrd}]
+    env.append({"name": podenv.VM_ADDRESSES, "value": ",".join(addresses)})
     if vm.append:
         env.append({"name": podenv.VM_APPEND, "value": vm.append})
     if image.ssh_user:

@@ -18,6 +18,8 @@ from syringe.errors import QemuSpecError
 
 SHARE_SLOT = 0x2
 MANAGEMENT_SLOT = 0x3
+# QEMU user networking's gateway on the management NIC; with restrict=on its DHCP offers no router.
+MANAGEMENT_GATEWAY = "10.0.2.2"
 FIRST_DATA_SLOT = 0x4
 RNG_SLOT = 0x1F  # the last of the bus's 32 slots
 MAX_DATA_NICS = RNG_SLOT - FIRST_DATA_SLOT

@@ -4,6 +4,7 @@ an operator runs it) fails with an error that names the endpoint and says why. N
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -43,11 +44,9 @@ def syringe(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess
     )
 
 
-def test_a_wrapper_without_its_disk_fails_naming_the_endpoint(
-    node: Node, images: dict[str, str], tmp_path: Path
-) -> None:
-    instance = f"e2e{uuid.uuid4().hex[:6]}"
-    env = {
+def operator_env(node: Node, instance: str, privileged: list[str], vm_cpu: str = "250m") -> dict[str, str]:
+    """`syringe up` as an operator runs it against the node: the locally built images, never pulled."""
+    return {
         **os.environ,
         "SYRINGE_KUBECONFIG": node.kubeconfig,
         "SYRINGE_KUBERNETES__ADDRESS_MODE": "pod-ip",
@@ -55,9 +54,30 @@ def test_a_wrapper_without_its_disk_fails_naming_the_endpoint(
         "SYRINGE_PLAN__IMAGE_REGISTRY": "localhost/syringe",
         "SYRINGE_PLAN__IMAGE_TAG": "dev",
         "SYRINGE_PLAN__IMAGE_PULL_POLICY": "Never",
-        "SYRINGE_PLAN__PRIVILEGED_IMAGES": '["qemu-wrapper"]',
-        "SYRINGE_PLAN__VM_CPU_REQUEST": "250m",
+        "SYRINGE_PLAN__PRIVILEGED_IMAGES": json.dumps(privileged),
+        "SYRINGE_PLAN__VM_CPU_REQUEST": vm_cpu,
     }
+
+
+def remove_all(node: Node, env: dict[str, str], instance: str) -> str:
+    """`syringe down` every live lesson `syringe ls` lists; then what is left of the instance ("": nothing)."""
+    for word in syringe("ls", env=env, timeout=60).stdout.split():
+        if len(word) == 10 and all(c in "0123456789abcdef" for c in word):
+            syringe("down", word, env=env, timeout=300)
+    left = ""
+    for _ in range(300):
+        left = node.kubectl("get", "namespaces", "-l", f"{labels.INSTANCE}={instance}", "-o", "name").strip()
+        if not left:
+            break
+        time.sleep(1)
+    return left
+
+
+def test_a_wrapper_without_its_disk_fails_naming_the_endpoint(
+    node: Node, images: dict[str, str], tmp_path: Path
+) -> None:
+    instance = f"e2e{uuid.uuid4().hex[:6]}"
+    env = operator_env(node, instance, ["qemu-wrapper"])
     curriculum = broken_disk_curriculum(tmp_path / "curriculum")
     started = time.monotonic()
     try:
@@ -71,13 +91,5 @@ def test_a_wrapper_without_its_disk_fails_naming_the_endpoint(
         assert f"{MISSING_DISK} does not exist" in out, out
     finally:
         # Whatever `up` left, `down` removes, and then nothing of the instance is left in the cluster.
-        listed = syringe("ls", env=env, timeout=60).stdout.split()
-        for word in listed:
-            if len(word) == 10 and all(c in "0123456789abcdef" for c in word):
-                syringe("down", word, env=env, timeout=300)
-        for _ in range(300):
-            left = node.kubectl("get", "namespaces", "-l", f"{labels.INSTANCE}={instance}", "-o", "name").strip()
-            if not left:
-                break
-            time.sleep(1)
+        left = remove_all(node, env, instance)
     assert not left, f"left behind: {left}"

@@ -68,6 +68,19 @@ def console_image(root: Path, slug: str, steps: list[dict[str, Any]]) -> Path:
     return directory
 
 
+def debian_lesson(root: Path, slug: str, peer: tuple[str, str], subnet: str) -> None:
+    """A lesson of two endpoints: ``deb`` (the prepared Debian image), linked to ``peer`` (name, image)."""
+    lesson = root / "lessons" / slug
+    (lesson / "stage0").mkdir(parents=True)
+    (lesson / "stage0" / "guide.md").write_text("# A prepared Debian disk\n")
+    (lesson / "lesson.meta.yaml").write_text(
+        f"name: A prepared Debian disk\nslug: {slug}\ncategory: fundamentals\nendpoints:\n"
+        "- name: deb\n  image: debian\n  presentations: [{name: cli, port: 22, type: ssh}]\n"
+        f"- name: {peer[0]}\n  image: {peer[1]}\n  presentations: [{{name: cli, port: 22, type: ssh}}]\n"
+        f"connections:\n- {{a: deb, b: {peer[0]}, subnet: {subnet}}}\nstages:\n- description: only\n"
+    )
+
+
 @pytest.fixture(scope="module")
 def debian_base() -> Path:
     """The plain Debian disk (cached by its recipe: the first build takes a minute or two)."""
@@ -88,15 +101,7 @@ def curriculum(debian_base: Path, tiny_linux: TinyLinux) -> Iterator[Path]:
     (root / "images" / "tiny" / "image.meta.yaml").write_text(
         "slug: tiny\nsshUser: antidote\nsshPassword: antidotepassword\nlocal:\n  kind: tiny-linux\n"
     )
-    lesson = root / "lessons" / "debian-lab"
-    (lesson / "stage0").mkdir(parents=True)
-    (lesson / "stage0" / "guide.md").write_text("# A prepared Debian disk\n")
-    (lesson / "lesson.meta.yaml").write_text(
-        "name: A prepared Debian disk\nslug: debian-lab\ncategory: fundamentals\nendpoints:\n"
-        "- name: deb\n  image: debian\n  presentations: [{name: cli, port: 22, type: ssh}]\n"
-        "- name: peer\n  image: tiny\n  presentations: [{name: cli, port: 22, type: ssh}]\n"
-        "connections:\n- {a: deb, b: peer, subnet: 10.33.0.0/24}\nstages:\n- description: only\n"
-    )
+    debian_lesson(root, "debian-lab", ("peer", "tiny"), "10.33.0.0/24")
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
@@ -153,7 +158,8 @@ async def test_a_prepared_disk_boots_with_its_login_groups_dhcp_share_and_link(s
         host, port = external(view, "deb", "cli")
         # SSH as the metafile's user, in the groups it names; the hostname and the link's address from the
         # identity Syringe handed over (fw_cfg), the management NIC's address from DHCP (a "dynamic" one).
-        shown = await run(host, port, "hostname; id -nG; ip -4 -o address show; cat /antidote/stage0/guide.md")
+        looked = "hostname; id -nG; ip -4 -o address show; cat /antidote/stage0/guide.md; ip route"
+        shown = await run(host, port, looked)
         assert shown.exit_status == 0, shown.stderr
         out = str(shown.stdout)
         assert out.startswith("deb\n"), out
@@ -162,6 +168,8 @@ async def test_a_prepared_disk_boots_with_its_login_groups_dhcp_share_and_link(s
         management = [line for line in out.splitlines() if "10.0.2.15/24" in line]
         assert management and "dynamic" in management[0], out
         assert "# A prepared Debian disk" in out, out
+        # Replies to a client on another host (a pod's) go back through QEMU's gateway.
+        assert "default via 10.0.2.2 dev" in out, out
         pinged = await run(host, port, "ping -c 2 -W 3 10.33.0.2 && sudo -n true && echo root-by-sudo")
         assert pinged.exit_status == 0, str(pinged.stdout) + str(pinged.stderr)
         assert "root-by-sudo" in str(pinged.stdout)

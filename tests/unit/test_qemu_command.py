@@ -13,6 +13,7 @@ from syringe.errors import QemuSpecError
 from syringe.launcher.main import ENVIRONMENT, LaunchConfig, LaunchError, vm_spec
 from syringe.plan import LiveLessonIdentity, PlanSettings, build_plan, podenv
 from syringe.qemu.command import (
+    IDENTITY,
     MAX_DATA_NICS,
     TINY_KERNEL_PARAMETERS,
     DataNic,
@@ -163,3 +164,26 @@ def test_peer_addresses_stay_inside_the_management_network() -> None:
 
     addresses = peer_addresses([f"e{i}" for i in range(200)])
     assert len(addresses) == 155 and addresses["e0"] == "10.0.2.100" and addresses["e154"] == "10.0.2.254"
+
+
+def test_a_disk_vm_gets_its_identity_from_the_plan_through_the_launcher(tmp_path: Path) -> None:
+    """A disk boot carries the same identity as a kernel boot: the plan's addresses and the login from the
+    credentials Secret (a key the Secret has), which the launcher hands over in the fw_cfg identity file."""
+    root = write_curriculum(tmp_path)
+    meta = root / "images" / "router" / "image.meta.yaml"
+    meta.write_text(meta.read_text() + "sshUser: antidote\nsshPassword: antidotepassword\nenableForwarding: true\n")
+    tree = load_curriculum(root)
+    source = tree.lessons["triangle"]
+    who = LiveLessonIdentity(id="ll1", session="s1", created_at=datetime(2026, 1, 1, tzinfo=UTC))
+    plan = build_plan(source.lesson, tree.images, 0, who, PlanSettings(), read_lesson_files(source))
+    pod = next(o for o in plan.objects if o["kind"] == "Pod" and o["metadata"]["name"] == "r1")
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    secret = next(o for o in plan.objects if o["kind"] == "Secret" and o["metadata"]["name"] == "lesson-credentials")
+    key = env[podenv.VM_PASSWORD]["valueFrom"]["secretKeyRef"]["key"]
+    assert secret["stringData"][key] == "antidotepassword"
+    values = {name: e.get("value", "antidotepassword") for name, e in env.items()}
+    config = LaunchConfig.from_env(values)
+    assert config.disk == "/images/router.qcow2" and len(config.addresses) == 2 and config.forward
+    spec = vm_spec(config, str(tmp_path / "overlay.qcow2"))
+    assert spec.fw_cfg == {IDENTITY: str(Path(config.state_dir) / "identity")}
+    assert "-fw_cfg" in qemu_command(spec)
