@@ -140,13 +140,21 @@ def _netdev(index: int, transport: UdpLink | TapLink) -> str:
     )
 
 
+def tcg_cache_mib(memory_mib: int) -> int:
+    """TCG's translation cache for a guest of ``memory_mib``. The tiny VM runs little code: 16 MiB keeps
+    QEMU's own memory small. A full distribution retranslates constantly in that: measured on the Debian
+    disk, boot to its login prompt takes 40.5 s with 16 MiB, 24.1 s with 64 (74 MiB more RSS), 21.1 s with
+    256."""
+    return 16 if memory_mib <= 256 else 64
+
+
 def qemu_command(spec: VmSpec, binary: str = "qemu-system-x86_64") -> list[str]:
     """The full argv of one endpoint's QEMU."""
     if len(spec.nics) > MAX_DATA_NICS:
         raise QemuSpecError(f"{len(spec.nics)} data interfaces; a VM can have at most {MAX_DATA_NICS}")
     if spec.memory_mib < 16 or spec.cpus < 1:
         raise QemuSpecError(f"{spec.memory_mib} MiB and {spec.cpus} cpus cannot run a VM")
-    accel = "kvm" if spec.accel == "kvm" else "tcg,tb-size=16"
+    accel = "kvm" if spec.accel == "kvm" else f"tcg,tb-size={tcg_cache_mib(spec.memory_mib)}"
     argv = [binary, "-name", spec.name, "-nodefaults", "-no-user-config", "-display", "none", "-machine", "pc"]
     argv += ["-accel", accel, "-m", str(spec.memory_mib), "-smp", str(spec.cpus)]
     if spec.accel == "kvm":

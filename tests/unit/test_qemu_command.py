@@ -187,3 +187,13 @@ def test_a_disk_vm_gets_its_identity_from_the_plan_through_the_launcher(tmp_path
     spec = vm_spec(config, str(tmp_path / "overlay.qcow2"))
     assert spec.fw_cfg == {IDENTITY: str(Path(config.state_dir) / "identity")}
     assert "-fw_cfg" in qemu_command(spec)
+
+
+def test_a_full_guest_gets_a_bigger_translation_cache_than_the_tiny_vm() -> None:
+    def accel(memory: int) -> str:
+        spec = VmSpec(name="v", memory_mib=memory, cpus=1, boot=DiskBoot("/d.qcow2"), accel="tcg", forwards={})
+        argv = qemu_command(spec)
+        return argv[argv.index("-accel") + 1]
+
+    assert accel(128) == "tcg,tb-size=16" and accel(256) == "tcg,tb-size=16"
+    assert accel(512) == "tcg,tb-size=64"

@@ -35,6 +35,7 @@ from syringe.qemu.command import (
     guest_parameters,
     mac_address,
     qemu_command,
+    tcg_cache_mib,
 )
 from syringe.runtime.local.disks import ImageFileRefused, allowed_directories, confined_file, disk_chain
 from syringe.runtime.local.flavours import FLAVOURS
@@ -142,7 +143,7 @@ class Machines:
             memory = mebibytes(image.local.memory)
             if image.local.kind == "tiny-linux":
                 memory = tiny_memory_mib(image)
-            needed += memory + VM_OVERHEAD_MIB
+            needed += memory + VM_OVERHEAD_MIB + tcg_cache_mib(memory) - tcg_cache_mib(0)  # a bigger TCG cache
         available = await asyncio.to_thread(available_memory_mib)
         if available is not None and needed > available:
             raise RuntimeUnavailable(
