@@ -5,6 +5,7 @@ console script driving the same disk's serial login, whose effect survives a reb
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import httpx
 import pexpect
 import pytest
@@ -42,10 +44,13 @@ local:
 prepare:
   groups: [sudo, adm]
   packages: [openssh-server, sudo, iputils-ping]
+  services: [netconf]
   commands:
     - echo 'antidote ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/antidote && chmod 440 /etc/sudoers.d/antidote
 """
 MARK = "/etc/syringe-console-mark"
+NETCONF = "urn:ietf:params:xml:ns:netconf:base:1.0"
+SYSTEM = "urn:ietf:params:xml:ns:yang:ietf-system"
 
 
 def syringe(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
@@ -173,8 +178,24 @@ async def test_a_prepared_disk_boots_with_its_login_groups_dhcp_share_and_link(s
         pinged = await run(host, port, "ping -c 2 -W 3 10.33.0.2 && sudo -n true && echo root-by-sudo")
         assert pinged.exit_status == 0, str(pinged.stdout) + str(pinged.stderr)
         assert "root-by-sudo" in str(pinged.stdout)
+        # services: [netconf]: Syringe's NETCONF server is sshd's netconf subsystem, with the guest's state.
+        assert "<os-name>Linux</os-name>" in await netconf_get(host, port)
         await http.delete(f"/api/v1/livelessons/{view['id']}")
         await wait_gone(http, view["id"])
+
+
+async def netconf_get(host: str, port: int) -> str:
+    """A <get> of system-state over the netconf subsystem (base:1.0 framing): the reply."""
+    end = "]]>]]>"
+    hello = f'<hello xmlns="{NETCONF}"><capabilities><capability>urn:ietf:params:netconf:base:1.0</capability>'
+    rpc = f'<rpc message-id="1" xmlns="{NETCONF}"><get><filter type="subtree"><system-state xmlns="{SYSTEM}"/>'
+    async with asyncssh.connect(
+        host, port, username="antidote", password="antidotepassword", known_hosts=None, client_keys=None
+    ) as connection:
+        writer, reader, _ = await connection.open_session(subsystem="netconf", encoding="utf-8")
+        await asyncio.wait_for(reader.readuntil(end), 60)
+        writer.write(f"{hello}</capabilities></hello>{end}{rpc}</filter></get></rpc>{end}")
+        return str(await asyncio.wait_for(reader.readuntil(end), 60))
 
 
 def test_a_console_script_prepares_the_disk_and_its_effect_survives_a_reboot(debian_base: Path, tmp_path: Path) -> None:
