@@ -39,7 +39,16 @@ async function axe(page) {
 }
 
 async function overflows(page) {
-  return page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+  // After a resize the terminal refits on its ResizeObserver's next callback: judge the settled layout.
+  const deadline = Date.now() + 3_000;
+  for (;;) {
+    const wide = await page.evaluate(
+      () => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() =>
+        done(document.documentElement.scrollWidth > window.innerWidth + 1)))),
+    );
+    if (!wide || Date.now() > deadline) return wide;
+    await page.waitForTimeout(100);
+  }
 }
 
 function terminalRows(page, panel) {
