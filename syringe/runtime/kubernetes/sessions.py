@@ -8,6 +8,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -73,6 +74,12 @@ def session_event(kind: str, secret: dict[str, Any]) -> LearnerSession | Session
     return session_from_secret(secret)
 
 
+# What a call to the API server can end in besides an answer: an error status, or none in time (the
+# client's read timeout, a refused or reset connection). Each is the cluster being unavailable: a 503 to
+# the learner, never a 500.
+UNANSWERED = (ApiException, urllib3.exceptions.HTTPError, OSError)
+
+
 class SessionSecrets:
     """Saves, finds and deletes learner sessions' Secrets (the ``syringe.learners.SessionStore`` calls)."""
 
@@ -86,19 +93,22 @@ class SessionSecrets:
         body = session_secret(session, self._namespace, self._instance)
         name = body["metadata"]["name"]
         try:
-            await self._calls("create", raw_body, self._core.create_namespaced_secret, self._namespace, body)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise RuntimeUnavailable(f"saving session {session.id}: {describe(exc)}") from exc
-            await self._calls("update", raw_body, self._core.replace_namespaced_secret, name, self._namespace, body)
+            try:
+                await self._calls("create", raw_body, self._core.create_namespaced_secret, self._namespace, body)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                await self._calls("update", raw_body, self._core.replace_namespaced_secret, name, self._namespace, body)
+        except UNANSWERED as exc:
+            raise RuntimeUnavailable(f"saving session {session.id}: {describe(exc)}") from exc
 
     async def find(self, token_hash: str) -> LearnerSession | None:
         try:
             data = await self._calls(
                 "get", raw_body, self._core.read_namespaced_secret, session_secret_name(token_hash), self._namespace
             )
-        except ApiException as exc:
-            if exc.status in (403, 404):
+        except UNANSWERED as exc:
+            if isinstance(exc, ApiException) and exc.status in (403, 404):
                 return None
             raise RuntimeUnavailable(f"looking up a session: {describe(exc)}") from exc
         record = session_from_secret(json.loads(data))
@@ -113,6 +123,6 @@ class SessionSecrets:
                 session_secret_name(token_hash),
                 self._namespace,
             )
-        except ApiException as exc:
-            if exc.status != 404:
+        except UNANSWERED as exc:
+            if not (isinstance(exc, ApiException) and exc.status == 404):
                 raise RuntimeUnavailable(f"deleting session {session_id}: {describe(exc)}") from exc
