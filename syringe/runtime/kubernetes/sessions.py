@@ -3,6 +3,7 @@ Secret and back, a watched Secret to a runtime event) and the calls that save, f
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import datetime
@@ -78,6 +79,11 @@ def session_event(kind: str, secret: dict[str, Any]) -> LearnerSession | Session
 # client's read timeout, a refused or reset connection). Each is the cluster being unavailable: a 503 to
 # the learner, never a 500.
 UNANSWERED = (ApiException, urllib3.exceptions.HTTPError, OSError)
+# A learner waits on these calls. An attempt that hears nothing for ATTEMPT_SECONDS is given up and tried
+# again on another connection, until DEADLINE_SECONDS: on the real node a request sometimes met no answer
+# at all for the client's whole 30 s read timeout, and the next request went through.
+ATTEMPT_SECONDS = 10.0
+DEADLINE_SECONDS = 40.0
 
 
 class SessionSecrets:
@@ -94,18 +100,22 @@ class SessionSecrets:
         name = body["metadata"]["name"]
         try:
             try:
-                await self._calls("create", raw_body, self._core.create_namespaced_secret, self._namespace, body)
+                await self._retrying("create", self._core.create_namespaced_secret, self._namespace, body)
             except ApiException as exc:
                 if exc.status != 409:
                     raise
-                await self._calls("update", raw_body, self._core.replace_namespaced_secret, name, self._namespace, body)
+                await self._retrying("update", self._core.replace_namespaced_secret, name, self._namespace, body)
         except UNANSWERED as exc:
             raise RuntimeUnavailable(f"saving session {session.id}: {describe(exc)}") from exc
 
+    async def _retrying(self, verb: str, function: Any, *args: Any) -> bytes:
+        deadline = asyncio.get_running_loop().time() + DEADLINE_SECONDS
+        return await self._calls.retrying(verb, deadline, raw_body, function, *args, _request_timeout=ATTEMPT_SECONDS)
+
     async def find(self, token_hash: str) -> LearnerSession | None:
         try:
-            data = await self._calls(
-                "get", raw_body, self._core.read_namespaced_secret, session_secret_name(token_hash), self._namespace
+            data = await self._retrying(
+                "get", self._core.read_namespaced_secret, session_secret_name(token_hash), self._namespace
             )
         except UNANSWERED as exc:
             if isinstance(exc, ApiException) and exc.status in (403, 404):
