@@ -187,7 +187,7 @@ class Prepare(Model):
     """How `syringe image prepare` makes a base disk ready for Syringe (stage 1). Syringe addition."""
 
     base: str = Field(
-        default="", description="The base disk (qcow2 or raw), absolute or relative to the image's directory."
+        default="", description="The base disk (qcow2 or raw) inside the image's directory; --base names any other."
     )
     groups: list[Annotated[str, Field(pattern=GROUP_PATTERN)]] = Field(
         default_factory=list, max_length=32, description="Groups sshUser and configUser join (made when missing)."

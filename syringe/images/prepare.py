@@ -39,6 +39,7 @@ from syringe.images.console import run_console_script
 from syringe.images.progress import Quiet, Reporter, tail
 from syringe.qemu.command import MANAGEMENT_GATEWAY, MANAGEMENT_SLOT
 from syringe.qemu.process import choose_accel
+from syringe.runtime.local.disks import ImageFileRefused, allowed_directories, confined_file
 from syringe.runtime.local.flavours import GUEST_MODULES, GUEST_PATH, NETCONF_SERVER
 from syringe.runtime.local.tinylinux import default_cache, download_packages, kernel_package, with_dependencies
 
@@ -333,7 +334,13 @@ def prepare_disk(
     if base is None:
         if not prepare.base:
             raise PrepareFailed(f"image {image.slug}: no base disk: give --base, or prepare.base in its metafile")
-        base = Path(prepare.base) if Path(prepare.base).is_absolute() else image_dir / prepare.base
+        # The metafile's author names it: the rule of local: files holds (a regular file inside the image's
+        # directory, no link, no way out), so prepare never copies another host file into a disk. The
+        # operator's --base may be anywhere.
+        try:
+            base = confined_file(image_dir / prepare.base, allowed_directories(image_dir, ()))
+        except ImageFileRefused as exc:
+            raise PrepareFailed(f"image {image.slug}: prepare.base: {exc}") from None
     if not base.is_file():
         raise PrepareFailed(f"the base disk {base} is not a file")
     if "\n" in image.ssh_password or "\n" in image.config_password:
@@ -377,6 +384,7 @@ def prepare_disk(
     for old in target.parent.glob(f"{image.slug}-*.qcow2"):
         if old != target:
             old.unlink(missing_ok=True)  # one prepared disk per image: the newest
+            shutil.rmtree(old.with_name(f".wrap-{old.stem}"), ignore_errors=True)  # and its wrap context
     return Prepared(target, False, time.monotonic() - began, _allocated(base), _allocated(target))
 
 

@@ -72,3 +72,17 @@ def test_the_cache_key_follows_the_prepare_section_and_the_base() -> None:
     assert cache_key(image(["sudo"]), "base1") == cache_key(image(["sudo"]), "base1")
     assert cache_key(image(["sudo"]), "base1") != cache_key(image(["sudo", "adm"]), "base1")
     assert cache_key(image(["sudo"]), "base1") != cache_key(image(["sudo"]), "base2")
+
+
+def test_prepare_base_may_not_leave_the_image_directory(tmp_path: Path) -> None:
+    from syringe.images.prepare import PrepareFailed, prepare_disk
+
+    image, _ = _load(tmp_path, BASE + "prepare:\n  base: ../../etc/passwd\n  groups: [sudo]\n")
+    assert image is not None
+    try:
+        prepare_disk(image, tmp_path / "deb", cache=tmp_path / "cache")
+    except PrepareFailed as exc:
+        assert "prepare.base" in str(exc) and "/etc/passwd" in str(exc), exc
+    else:
+        raise AssertionError("a base outside the image's directory was prepared")
+    assert not (tmp_path / "cache" / "prepared").exists()
