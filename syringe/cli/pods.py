@@ -14,7 +14,9 @@ def cmd_configure(args: argparse.Namespace) -> int:
     from syringe.configure.runners import RUNNERS, run_napalm
     from syringe.configure.target import ConfigTarget, wait_for
     from syringe.errors import ConfigureError
+    from syringe.plan import jobenv
 
+    done_token = os.environ.pop(jobenv.DONE_TOKEN, "")  # before any script of the lesson's runs
     try:
         target = ConfigTarget.from_environment(args.endpoint, args.stage)
         if args.wait_for_target:
@@ -27,6 +29,8 @@ def cmd_configure(args: argparse.Namespace) -> int:
         print(f"error: configuring {args.endpoint} for stage {args.stage} ({args.type}): {exc}", file=sys.stderr)
         return 1
     print(f"configured {args.endpoint} for stage {args.stage} ({args.type})")
+    if done_token:
+        print(jobenv.done_line(done_token), flush=True)
     return 0
 
 

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from syringe.access.probes import Target, probe, retry_until
+from syringe.access.probes import Target, probe, retry_until, ssh_banner_probe
 from syringe.errors import ConfigureError, ProbeFailed
 from syringe.plan import jobenv
 
@@ -47,15 +47,22 @@ class ConfigTarget:
 
 
 def wait_for(target: ConfigTarget, kind: str, seconds: float) -> None:
-    """Wait until the target answers its protocol (an SSH handshake, the NETCONF subsystem's <hello>, an
-    HTTP answer), for a configuration Job started while its endpoint still boots. Raises ConfigureError
-    with the last reason."""
+    """Wait until the target answers its protocol (an SSH server's version string, the NETCONF subsystem's
+    <hello>, an HTTP answer), for a configuration Job started while its endpoint still boots. Raises
+    ConfigureError with the last reason."""
     protocol = os.environ.get(jobenv.TARGET_PROTOCOL) or ("netconf" if kind == "netconf" else "ssh")
     where = Target(target.host, target.port, protocol, target.username, target.password)
+    attempt_timeout = min(10.0, seconds)
+
+    async def attempt() -> None:
+        if protocol == "ssh":
+            await ssh_banner_probe(target.host, target.port, attempt_timeout)
+        else:
+            await probe(where, attempt_timeout)
 
     async def until_answered() -> None:
         deadline = asyncio.get_running_loop().time() + seconds
-        await retry_until(lambda: probe(where, min(10.0, seconds)), deadline, first_delay=0.1, max_delay=0.25)
+        await retry_until(attempt, deadline, first_delay=0.05, max_delay=0.1)
 
     try:
         asyncio.run(until_answered())

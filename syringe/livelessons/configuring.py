@@ -97,7 +97,9 @@ async def start_early(core: Core, ll: LiveLesson, plan: Plan, run: str) -> bool:
     if any(_needs_base_configuration(core, ll, e) for e in lesson.endpoints):
         return False
     wait = int(core.settings.probe_timeout)
-    jobs = configuration_jobs(lesson, plan, ll.stage, run, core.plan_settings, wait_for_target=wait)
+    jobs = configuration_jobs(
+        lesson, plan, ll.stage, run, core.plan_settings, wait_for_target=wait, done_token=secrets.token_hex(16)
+    )
     try:
         await core.runtime.create(jobs)
     except RuntimeUnavailable:
@@ -116,7 +118,9 @@ async def configure(
     source = core.tree.lessons[ll.lesson]
     plan = plan or await core.plan_for(ll)
     await _base_configure(core, ll, plan)
-    jobs = configuration_jobs(source.lesson, plan, ll.stage, run or secrets.token_hex(3), core.plan_settings)
+    jobs = configuration_jobs(
+        source.lesson, plan, ll.stage, run or secrets.token_hex(3), core.plan_settings, done_token=secrets.token_hex(16)
+    )
     if not jobs:
         return
     names = {job["metadata"]["name"]: job["metadata"]["labels"][labels.ENDPOINT] for job in jobs}

@@ -33,6 +33,22 @@ CREDENTIALS_DIR = "SYRINGE_CREDENTIALS_DIR"
 ENDPOINT = "SYRINGE_ENDPOINT"
 STAGE = "SYRINGE_STAGE"
 
+# A configuration Job's word that it succeeded, ahead of its pod's status. The configurator's last line of
+# output is done_line(token), with the token the plan put in DONE_TOKEN; it takes the token out of the
+# environment before it runs the lesson's scripts, so that neither they nor the endpoint they talk to can
+# print the line (a script could still read it from /proc, but only to call its own lesson configured). The
+# Kubernetes runtime follows the pod's log and reports the Job succeeded as the line is written: the kubelet
+# notices an exited container only on its next relist (every second), then the status travels through the
+# API server to Syringe's watch.
+DONE_TOKEN = "SYRINGE_DONE_TOKEN"
+DONE_PREFIX = "SYRINGE-JOB-DONE "
+
+
+def done_line(token: str) -> str:
+    """The line a configurator prints last when it succeeded: DONE_PREFIX and the Job's token."""
+    return DONE_PREFIX + token
+
+
 # Off-cluster only: where the process writes its termination message, instead of TERMINATION_MESSAGE_PATH.
 TERMINATION_LOG = "SYRINGE_TERMINATION_LOG"
 

@@ -129,11 +129,18 @@ def _target_port(endpoint: Endpoint) -> int:
 
 
 def configuration_jobs(
-    lesson: Lesson, plan: Plan, stage: int, run: str, settings: PlanSettings, wait_for_target: int = 0
+    lesson: Lesson,
+    plan: Plan,
+    stage: int,
+    run: str,
+    settings: PlanSettings,
+    wait_for_target: int = 0,
+    done_token: str | None = None,
 ) -> list[K8sObject]:
     """The Jobs that configure ``stage``: ``run`` names each stage change, so every change runs anew. With
     ``wait_for_target`` seconds, each first waits that long for its endpoint to answer: Jobs started while
-    the endpoints boot, so that their pods are up and waiting by the time the endpoints are."""
+    the endpoints boot, so that their pods are up and waiting by the time the endpoints are. With
+    ``done_token`` (a secret of the caller's), each says it succeeded in its log (jobenv.done_line)."""
     jobs = []
     for endpoint in lesson.endpoints:
         kind = endpoint.configuration_type
@@ -163,6 +170,7 @@ def configuration_jobs(
             {"name": jobenv.LESSON_DIR, "value": settings.lesson_mount_path},
             {"name": jobenv.TOPOLOGY, "value": f"{settings.lesson_mount_path}/{TOPOLOGY_FILE}"},
             {"name": "HOME", "value": "/tmp"},
+            *([{"name": jobenv.DONE_TOKEN, "value": done_token}] if done_token else []),
         ]
         cpu, memory = millicores(settings.job_cpu), mebibytes(settings.job_memory)
         container = {

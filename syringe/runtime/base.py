@@ -67,7 +67,8 @@ class JobObservation:
 
 @dataclass(frozen=True)
 class JobPodObservation:
-    """A configuration Job's pod: how it ended, and the tail of its output when it failed."""
+    """A configuration Job's pod: how it ended, and the tail of its output when it failed. ``Succeeded``
+    may come before the pod's own status says so: when its configurator wrote its done line."""
 
     namespace: str
     job: str

@@ -73,7 +73,14 @@ def _lesson(tmp_path: Path, marker: Path) -> Path:
 
 
 async def configure(
-    kind: str, port: int, lesson: Path, marker: Path, endpoint: str = "r1"
+    kind: str,
+    port: int,
+    lesson: Path,
+    marker: Path,
+    endpoint: str = "r1",
+    timeout: int = 120,
+    extra_env: dict[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
@@ -84,6 +91,7 @@ async def configure(
         "SYRINGE_LESSON_DIR": str(lesson),
         "MARKER": str(marker),
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        **(extra_env or {}),
     }
     return await asyncio.to_thread(
         subprocess.run,
@@ -99,7 +107,8 @@ async def configure(
             "--stage",
             "1",
             "--timeout",
-            "120",
+            str(timeout),
+            *extra_args,
         ],
         cwd=REPO,
         env=env,
@@ -147,6 +156,68 @@ async def test_a_failing_configurator_says_why(target: PodServers, tmp_path: Pat
     assert "error: configuring fails for stage 1 (python): fails.py exited with status 3" in done.stderr
     missing = await configure("python", 2222, _lesson(tmp_path / "x", marker), marker, endpoint="nobody")
     assert missing.returncode == 1 and "no python configuration for nobody" in missing.stderr
+
+
+SCRIPT_SEES = """\
+import os, sys
+print("argv0", os.path.basename(sys.argv[0]), "name", __name__, "path0", os.path.basename(sys.path[0]))
+print("token", os.environ.get("SYRINGE_DONE_TOKEN"), "endpoint", os.environ["SYRINGE_ENDPOINT"])
+"""
+
+LEAVES_A_CHILD = """\
+import os, subprocess, time
+child = subprocess.Popen(["sleep", "300"])
+open(os.environ["MARKER"], "w").write(str(child.pid))
+time.sleep(300)
+"""
+
+
+async def test_the_done_line_comes_last_and_only_on_success(target: PodServers, tmp_path: Path) -> None:
+    """The configurator's last line is its Job's done line (what the Kubernetes runtime follows), and the
+    lesson's script runs as `python script` would, without the token in its environment."""
+    marker = tmp_path / "unused"
+    lesson = _lesson(tmp_path, marker)
+    (lesson / "stage1" / "configs" / "sees.py").write_text(SCRIPT_SEES)
+    token = {"SYRINGE_DONE_TOKEN": "5ecret"}
+    done = await configure("python", 2222, lesson, marker, endpoint="sees", extra_env=token)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "SYRINGE-JOB-DONE 5ecret"
+    assert "argv0 sees.py name __main__ path0 configs" in lines
+    assert "token None endpoint sees" in lines
+    failed = await configure("python", 2222, lesson, marker, endpoint="fails", extra_env=token)
+    assert failed.returncode == 1 and "SYRINGE-JOB-DONE" not in failed.stdout + failed.stderr
+
+
+async def test_a_script_past_its_timeout_is_killed_with_what_it_started(target: PodServers, tmp_path: Path) -> None:
+    marker = tmp_path / "child-pid"
+    lesson = _lesson(tmp_path, marker)
+    (lesson / "stage1" / "configs" / "slow.py").write_text(LEAVES_A_CHILD)
+    done = await configure("python", 2222, lesson, marker, endpoint="slow", timeout=3)
+    assert done.returncode == 1
+    assert "slow.py did not finish within 3s" in done.stderr
+    assert not _alive(int(marker.read_text()))
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its parent's wait does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_waiting_for_the_target_then_configuring(target: PodServers, tmp_path: Path) -> None:
+    """--wait-for-target: an SSH target that answers its version string is configured at once; one that
+    never does is reported with the reason."""
+    marker = tmp_path / "python-marker"
+    lesson = _lesson(tmp_path, marker)
+    done = await configure("python", 2222, lesson, marker, extra_args=("--wait-for-target", "20"))
+    assert done.returncode == 0, done.stderr
+    assert await _read(marker) == "python stage 1\n"
+    nobody = await configure("python", 2299, lesson, marker, extra_args=("--wait-for-target", "1"))
+    assert nobody.returncode == 1
+    assert "did not answer within 1s" in nobody.stderr and "refused" in nobody.stderr
 
 
 def test_napalm_command_line(tmp_path: Path) -> None:

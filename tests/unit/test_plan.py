@@ -280,6 +280,10 @@ def test_configuration_jobs(tree) -> None:  # type: ignore[no-untyped-def]
     assert spec["backoffLimit"] == 1 and spec["activeDeadlineSeconds"] == 300
     assert spec["template"]["spec"]["volumes"][0]["projected"]["sources"] == plan.volume_sources
     assert job["metadata"]["labels"]["syringe.io/purpose"] == "configuration"
+    assert "SYRINGE_DONE_TOKEN" not in env
+    told = configuration_jobs(lesson, plan, 1, "3", PlanSettings(), done_token="t0ken")[1]
+    told_env = {e["name"]: e.get("value") for e in told["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert told_env["SYRINGE_DONE_TOKEN"] == "t0ken"
 
     secret = _by_kind(plan, "Secret")[0]
     assert secret["metadata"]["name"] == "lesson-credentials"

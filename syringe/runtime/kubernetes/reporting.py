@@ -14,13 +14,15 @@ from syringe.runtime.base import EndpointObservation, NamespaceGone, NamespaceOb
 from syringe.runtime.fanout import EventFanout
 from syringe.runtime.kubernetes.addressing import Addresses
 from syringe.runtime.kubernetes.calls import ApiCalls
+from syringe.runtime.kubernetes.following import DoneLineFollower
 from syringe.runtime.kubernetes.observing import observe_job, observe_job_pod, observe_namespace
 from syringe.runtime.kubernetes.sessions import SESSION_SELECTOR, session_event
 from syringe.runtime.kubernetes.watching import ResilientWatch
 
 
 class Reports:
-    """Four watches (each on its own thread) and the events they report.
+    """Four watches (each on its own thread) and the events they report, and the configuration Jobs' done
+    lines (following.py).
 
     ``on_connection`` hears whether the pod watch reaches the API server; ``on_gone`` hears of a namespace
     gone (on the event loop, before subscribers do).
@@ -47,6 +49,7 @@ class Reports:
         self._events = EventFanout()
         self._watches: list[ResilientWatch] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._done_lines = DoneLineFollower(self._core, self._emit, lambda verb: calls.counts.update([verb]))
 
     @property
     def started(self) -> bool:
@@ -97,6 +100,7 @@ class Reports:
     def stop(self) -> None:
         for w in self._watches:
             w.stop()
+        self._done_lines.stop()
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
         return self._events.subscribe()
@@ -116,6 +120,7 @@ class Reports:
         if job_pod is not None:
             if kind != "DELETED":
                 self._emit(job_pod)
+            self._done_lines.observe(kind, pod, job_pod.job)
             return
         observation = self._addresses.observe(pod)
         if observation is None:
