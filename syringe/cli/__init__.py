@@ -4,15 +4,16 @@ through the entry point group ``syringe.commands`` (the API's `serve`): the core
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from pydantic import ValidationError
 
-from syringe.cli import catalog, images, livelessons, pods
+from syringe.cli import pods
 
-BUILT_IN = (catalog, livelessons, pods, images)
+BUILT_IN = ("catalog", "livelessons", "pods", "images")
 PLUGIN_GROUP = "syringe.commands"
 SETTINGS_MODELS = {
     "Settings",
@@ -24,13 +25,14 @@ SETTINGS_MODELS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: Sequence[str] = BUILT_IN, plugins: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syringe", description="Lesson orchestration for hands-on network labs.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in BUILT_IN:
-        module.register(commands)
-    for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
-        plugin.load()(commands)
+    for name in modules:
+        importlib.import_module(f"syringe.cli.{name}").register(commands)
+    if plugins:
+        for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+            plugin.load()(commands)
     return parser
 
 
@@ -44,7 +46,11 @@ def settings_problems(error: ValidationError) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # What runs inside pods (a configuration Job, a wrapper's launcher) starts without importing the rest of
+    # the command: a Job's configurator starts under a CPU limit, often while its lesson's VMs boot.
+    in_pod = bool(words) and words[0] in pods.COMMANDS
+    args = (build_parser(("pods",), plugins=False) if in_pod else build_parser()).parse_args(words)
     try:
         result: int = args.func(args)
     except ValidationError as error:

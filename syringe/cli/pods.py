@@ -8,6 +8,8 @@ import os
 import sys
 from typing import Any
 
+COMMANDS = ("configure", "verify", "launch")
+
 
 def cmd_configure(args: argparse.Namespace) -> int:
     """The configurator image's entrypoint: configure one endpoint for one stage, then exit 0 or 1."""
