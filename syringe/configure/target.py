@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from syringe.access.probes import Target, probe, retry_until, ssh_banner_probe
+from syringe.access.probes import Target, probe, ssh_banner_probe
 from syringe.errors import ConfigureError, ProbeFailed
 from syringe.plan import jobenv
 
@@ -46,23 +48,62 @@ class ConfigTarget:
         )
 
 
+# An attempt made while the guest still boots can be caught behind QEMU's user networking, which accepts the
+# connection at once and then retransmits its SYN to the guest on a timer of seconds: its answer comes seconds
+# after the server is up. So attempts overlap: a new one starts every ATTEMPT_INTERVAL while up to
+# MAX_PENDING earlier ones still wait (each up to ATTEMPT_TIMEOUT, for a server that is merely slow), and the
+# first answer wins. A refusal ends an attempt at once.
+ATTEMPT_INTERVAL = 0.25
+MAX_PENDING = 4
+ATTEMPT_TIMEOUT = 10.0
+
+
+async def first_answer(attempt: Callable[[float], Coroutine[Any, Any, None]], seconds: float) -> None:
+    """Run overlapping attempts until one succeeds; raise the last failure after ``seconds``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    pending: set[asyncio.Task[None]] = set()
+    last: BaseException = ProbeFailed(f"no attempt finished within {seconds:g}s")
+    next_start = loop.time()
+    try:
+        while True:
+            now = loop.time()
+            if now >= deadline:
+                raise last
+            if len(pending) < MAX_PENDING and now >= next_start:
+                pending.add(asyncio.create_task(attempt(min(ATTEMPT_TIMEOUT, deadline - now))))
+                next_start = now + ATTEMPT_INTERVAL
+            wake = max(min(deadline, next_start if len(pending) < MAX_PENDING else deadline) - now, 0.01)
+            if not pending:
+                await asyncio.sleep(wake)
+                continue
+            done, pending = await asyncio.wait(pending, timeout=wake, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                failure = task.exception()
+                if failure is None:
+                    return
+                last = failure
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
 def wait_for(target: ConfigTarget, kind: str, seconds: float) -> None:
     """Wait until the target answers its protocol (an SSH server's version string, the NETCONF subsystem's
     <hello>, an HTTP answer), for a configuration Job started while its endpoint still boots. Raises
     ConfigureError with the last reason."""
     protocol = os.environ.get(jobenv.TARGET_PROTOCOL) or ("netconf" if kind == "netconf" else "ssh")
     where = Target(target.host, target.port, protocol, target.username, target.password)
-    attempt_timeout = min(10.0, seconds)
 
-    async def attempt() -> None:
+    async def attempt(timeout: float) -> None:
         if protocol == "ssh":
-            await ssh_banner_probe(target.host, target.port, attempt_timeout)
+            await ssh_banner_probe(target.host, target.port, timeout)
         else:
-            await probe(where, attempt_timeout)
+            await probe(where, timeout)
 
     async def until_answered() -> None:
-        deadline = asyncio.get_running_loop().time() + seconds
-        await retry_until(attempt, deadline, first_delay=0.05, max_delay=0.1)
+        await first_answer(attempt, seconds)
 
     try:
         asyncio.run(until_answered())
