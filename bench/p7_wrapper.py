@@ -37,6 +37,7 @@ from syringe.runtime.kubernetes import KubernetesRuntime, api_client_from  # noq
 from syringe.settings import KubernetesSettings, LifecycleSettings  # noqa: E402
 
 LESSON = "static-routing"
+SETTLE_SECONDS = 5
 JOB_DETAIL = "--jobs" in sys.argv
 KUBECONFIG: list[str] = []
 
@@ -101,6 +102,9 @@ async def one_launch(manager: LiveLessons, learner: str) -> dict[str, float]:
     if JOB_DETAIL:
         await asyncio.to_thread(print_job_pods, ll.namespace)
     await manager.delete(ll.id)
+    # The namespace is gone, but the node may still be tearing down its sandboxes: let it settle, so that
+    # the next launch is measured on an idle node.
+    await asyncio.sleep(SETTLE_SECONDS)
     all_running, all_ready = max(running.values()), max(ready.values())
     configuring = statuses.get("CONFIGURATION", total)
     return {

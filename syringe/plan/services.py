@@ -13,12 +13,19 @@ from syringe.plan.settings import PlanSettings
 
 
 def _cluster_service(namespace: str, common: Mapping[str, str], endpoint: Endpoint, livelesson: str) -> K8sObject:
+    """Inside the lesson an endpoint is reached by name as soon as its pod has an address, Ready or not
+    (publishNotReadyAddresses): the lesson's own clients, the configuration Jobs started while the endpoints
+    boot and the other endpoints, wait for the protocol they speak themselves, as on a lab network. Waiting
+    for readiness as well would add the readiness probe's period, the endpoints controller and the Service
+    proxy's sync to every launch. Readiness still gates what learners reach: the external Service, and the
+    access Syringe hands out after its own probes."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata(endpoint.name, namespace, common, **{labels.ENDPOINT: endpoint.name}),
         "spec": {
             "type": "ClusterIP",
+            "publishNotReadyAddresses": True,
             "selector": {labels.LIVELESSON: livelesson, labels.ENDPOINT: endpoint.name},
             "ports": [
                 {"name": name, "port": port, "targetPort": port, "protocol": "TCP"}
