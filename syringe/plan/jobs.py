@@ -39,7 +39,10 @@ def _job(
     backoff_limit: int,
     settings: PlanSettings,
 ) -> K8sObject:
-    """A Job of the live lesson: one pod, never restarted, no service account, a deadline."""
+    """A Job of the live lesson: one pod, never restarted, no service account, a deadline. Its pod does not
+    carry labels.ENDPOINT, which the Job may: an endpoint's Services select its pod by that label, and a
+    Job's pod they also selected would get a share of the endpoint's traffic (and its name's addresses)."""
+    pod_labels = {key: value for key, value in job_labels.items() if key != labels.ENDPOINT}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -49,7 +52,7 @@ def _job(
             "activeDeadlineSeconds": settings.job_timeout_seconds,
             "ttlSecondsAfterFinished": 3600,
             "template": {
-                "metadata": {"labels": job_labels},
+                "metadata": {"labels": pod_labels},
                 "spec": {
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
@@ -99,8 +102,16 @@ def verification_job(lesson: Lesson, plan: Plan, stage: int, run: str, settings:
     return _job(name, plan, job_labels, container, [credentials], 0, settings)
 
 
+CONFIGURATION_JOB_PREFIX = "config-s"
+
+
 def job_name(stage: int, endpoint: str, run: str) -> str:
-    return f"config-s{stage}-r{run}-{endpoint}"[:63].rstrip("-")
+    return f"{CONFIGURATION_JOB_PREFIX}{stage}-r{run}-{endpoint}"[:63].rstrip("-")
+
+
+def is_configuration_job(name: str) -> bool:
+    """Whether a Job's name is a configuration Job's (job_name), not a verification Job's."""
+    return name.startswith(CONFIGURATION_JOB_PREFIX)
 
 
 def configured_through(endpoint: Endpoint) -> Presentation | None:

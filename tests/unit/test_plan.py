@@ -281,6 +281,13 @@ def test_configuration_jobs(tree) -> None:  # type: ignore[no-untyped-def]
     assert spec["template"]["spec"]["volumes"][0]["projected"]["sources"] == plan.volume_sources
     assert job["metadata"]["labels"]["syringe.io/purpose"] == "configuration"
     assert "SYRINGE_DONE_TOKEN" not in env
+    # No Service of the lesson selects a Job's pod: it would get a share of the endpoint's traffic.
+    for each in jobs:
+        pod_labels = each["spec"]["template"]["metadata"]["labels"]
+        assert pod_labels["syringe.io/purpose"] == "configuration" and "syringe.io/endpoint" not in pod_labels
+        for service in _by_kind(plan, "Service"):
+            selector = service["spec"]["selector"]
+            assert not selector.items() <= pod_labels.items(), (service["metadata"]["name"], each["metadata"]["name"])
     told = configuration_jobs(lesson, plan, 1, "3", PlanSettings(), done_token="t0ken")[1]
     told_env = {e["name"]: e.get("value") for e in told["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert told_env["SYRINGE_DONE_TOKEN"] == "t0ken"
