@@ -44,10 +44,17 @@ def _on_job(core: Core, event: JobObservation | JobPodObservation) -> None:
         if event.message and ll.job_messages.get(event.job) != event.message[-TERMINATION_MESSAGE_LIMIT:]:
             ll.job_messages[event.job] = event.message[-TERMINATION_MESSAGE_LIMIT:]
             news = True
-        # A Job runs one pod to completion: its pod succeeding is the Job succeeding, seen before the Job
-        # controller says so. (A failed pod may be retried, so failure waits for the Job.)
-        if event.phase == "Succeeded" and ll.jobs.get(event.job) == "running":
+        # A Job runs one pod to completion: its pod succeeding, or its configurator saying so in its log
+        # before that, is the Job succeeding, seen before the Job controller says so. (A failed pod may be
+        # retried, so failure waits for the Job.)
+        ended = event.phase in ("Succeeded", "Failed")
+        if (event.phase == "Succeeded" or event.said_done) and ll.jobs.get(event.job) == "running":
             ll.jobs[event.job] = "succeeded"
+            news = True
+            if not ended:
+                ll.ending.add(event.job)
+        if ended and event.job in ll.ending:
+            ll.ending.discard(event.job)
             news = True
         if news:
             verification_news(ll, event.job)

@@ -86,6 +86,9 @@ class LiveLesson:
     generation: int = 0  # of the state saved on the namespace: orders writes between replicas
     jobs: dict[str, str] = field(default_factory=dict)  # configuration Job -> running, succeeded, failed
     job_messages: dict[str, str] = field(default_factory=dict)  # configuration Job -> its failure's output
+    # Jobs that said they were done (their done line) whose pods have not been seen to end: a pod holds its
+    # CPU on the node and its place in the lesson's quota until it has.
+    ending: set[str] = field(default_factory=set)
     verification: Verification | None = None
 
     @property

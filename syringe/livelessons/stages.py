@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -12,7 +13,7 @@ from syringe.livelessons.configuring import configure
 from syringe.livelessons.core import Core, log_context
 from syringe.livelessons.model import LiveLesson, Status, Verification
 from syringe.plan import labels
-from syringe.plan.jobs import CONFIGURATION, verification_job
+from syringe.plan.jobs import CONFIGURATION, is_configuration_job, verification_job
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,34 @@ async def set_stage(core: Core, ll: LiveLesson, stage: int) -> LiveLesson:
     return ll
 
 
+# How long a stage change waits for the previous stage's Job pods to end, once their configurators have said
+# they are done: about a second (the kubelet's relist), longer on a busy node; past this it goes on anyway.
+ENDING_WAIT = 5.0
+
+
+async def _previous_pods_ended(ll: LiveLesson, timeout: float) -> None:
+    """Wait until the pods of Jobs that said they were done have ended: until then each holds its CPU on the
+    node and its place in the quota, and a new Job's pod may find no room and wait out the scheduler's
+    back-off, seconds longer than this wait. Only a stage asked for right after READY waits at all."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while ll.ending and loop.time() < deadline:
+        ll.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ll.changed.wait(), deadline - loop.time())
+
+
 async def _configure_stage(core: Core, ll: LiveLesson) -> None:
-    """Stop the previous stage's configuration, run this one's, honour readyDelay, and be READY."""
+    """Stop the previous stage's configuration if any still runs, run this one's, honour readyDelay, and be
+    READY. A stage changes only when READY, so the previous Jobs have normally all succeeded: they are left
+    alone (finished pods count against no quota, and go with the namespace). Deleting a Job whose
+    configurator has just written its done line races the kubelet reaping its container, and a 1.20 kubelet
+    then leaves the pod Terminating for a minute, which holds up the lesson's deletion."""
     try:
         loop = asyncio.get_running_loop()
-        await core.runtime.delete_jobs(ll.namespace, f"{labels.PURPOSE}={CONFIGURATION}")
+        if any(state == "running" and is_configuration_job(name) for name, state in ll.jobs.items()):
+            await core.runtime.delete_jobs(ll.namespace, f"{labels.PURPOSE}={CONFIGURATION}")
+        await _previous_pods_ended(ll, ENDING_WAIT)
         await configure(core, ll, loop.time() + core.settings.launch_timeout)
         delay = core.tree.lessons[ll.lesson].lesson.ready_delay
         if delay:

@@ -67,13 +67,15 @@ class JobObservation:
 
 @dataclass(frozen=True)
 class JobPodObservation:
-    """A configuration Job's pod: how it ended, and the tail of its output when it failed. ``Succeeded``
-    may come before the pod's own status says so: when its configurator wrote its done line."""
+    """A configuration Job's pod: its phase, and the tail of its output when it failed. ``said_done``: its
+    configurator wrote its done line (plan.jobenv.done_line), which counts as the Job succeeding before the
+    pod's own status says so."""
 
     namespace: str
     job: str
     phase: str
     message: str | None = None
+    said_done: bool = False
 
 
 @dataclass(frozen=True)

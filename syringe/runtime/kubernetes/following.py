@@ -130,7 +130,7 @@ class DoneLineFollower:
                 self._streams[key] = stream
             for chunk in stream.stream(LINE_LIMIT, decode_content=False):
                 if scanner.feed(chunk):
-                    self._emit(JobPodObservation(namespace, job, "Succeeded"))
+                    self._emit(JobPodObservation(namespace, job, "Running", said_done=True))
                     return
         except Exception as exc:  # noqa: BLE001 - any failure leaves the Job to its pod's status
             log.debug("following %s/%s's log: %s", namespace, name, exc)
