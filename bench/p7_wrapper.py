@@ -14,6 +14,8 @@ Phases, from the live lesson's own observations (timestamps taken as each change
   guest printed its ready line); the slowest is the one that counts;
 - probes: every pod Ready -> CONFIGURATION (each presentation answered its protocol probe);
 - configuration: CONFIGURATION -> READY (the stage's configuration Jobs ran).
+
+Then, not part of P7, a stage change on the same live lesson: stage 1 asked for -> READY again.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ async def one_launch(manager: LiveLessons, learner: str) -> dict[str, float]:
         raise SystemExit(f"{LESSON} ended {ll.status}: {ll.error}")
     if JOB_DETAIL:
         await asyncio.to_thread(print_job_pods, ll.namespace)
+    stage_change = await change_stage(manager, ll.id, 1)
     await manager.delete(ll.id)
     # The namespace is gone, but the node may still be tearing down its sandboxes: let it settle, so that
     # the next launch is measured on an idle node.
@@ -114,7 +117,24 @@ async def one_launch(manager: LiveLessons, learner: str) -> dict[str, float]:
         "probes": max(0.0, configuring - all_ready),
         "configuration": total - configuring,
         "overhead": total - max(ready[name] - running[name] for name in ready),
+        "stage 0 -> 1": stage_change,
     }
+
+
+async def change_stage(manager: LiveLessons, livelesson_id: str, stage: int) -> float:
+    """Seconds from asking for ``stage`` to READY again: three new configuration Jobs, started at once, each
+    logging into its VM (no pod is recreated)."""
+    queue = manager.listen(livelesson_id)
+    try:
+        started = time.monotonic()
+        ll = await manager.set_stage(livelesson_id, stage)
+        while ll.status is not Status.READY:
+            if ll.status is Status.ERROR:
+                raise SystemExit(f"{LESSON} stage {stage}: {ll.error}")
+            await asyncio.wait_for(queue.get(), 300)
+        return time.monotonic() - started
+    finally:
+        manager.unlisten(queue)
 
 
 async def main(repeat: int) -> None:
