@@ -20,6 +20,11 @@ from syringe.learners import Learners, LearnerSession
 from syringe.livelessons import LiveLessons
 
 TOKEN_COOKIE = "syringe_token"
+# A browser cannot set headers on a WebSocket, but it can offer subprotocols: it offers TERMINAL_PROTOCOL and
+# BEARER_PROTOCOL_PREFIX + its token (as Kubernetes does for its exec streams), and the server picks the
+# first. The token stays out of the URL, which proxies and browser histories keep.
+TERMINAL_PROTOCOL = "terminal.syringe.io"
+BEARER_PROTOCOL_PREFIX = "bearer.syringe.io."
 
 
 def came_over_tls(connection: HTTPConnection) -> bool:
@@ -65,13 +70,23 @@ def live_manager(connection: HTTPConnection) -> LiveLessons:
     return found
 
 
+def offered_protocols(connection: HTTPConnection) -> list[str]:
+    """The subprotocols a WebSocket's client offered, in its order."""
+    offered = ",".join(connection.headers.getlist("sec-websocket-protocol"))
+    return [word.strip() for word in offered.split(",") if word.strip()]
+
+
 def bearer_token(connection: HTTPConnection, browser: bool = False) -> str | None:
     """The token from ``Authorization: Bearer``. Where a browser cannot set that header (WebSockets, pages
-    in an iframe), also from the ``token`` query parameter or the proxy's cookie."""
+    in an iframe), also from a WebSocket subprotocol (BEARER_PROTOCOL_PREFIX), the ``token`` query
+    parameter or the proxy's cookie."""
     scheme, _, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     if browser:
+        for protocol in offered_protocols(connection):
+            if protocol.startswith(BEARER_PROTOCOL_PREFIX) and len(protocol) > len(BEARER_PROTOCOL_PREFIX):
+                return protocol[len(BEARER_PROTOCOL_PREFIX) :]
         return connection.query_params.get("token") or connection.cookies.get(TOKEN_COOKIE) or None
     return None
 

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from api.deps import (
+    TERMINAL_PROTOCOL,
     TOKEN_COOKIE,
     BrowserLearner,
     Learner,
@@ -20,6 +21,7 @@ from api.deps import (
     bearer_token,
     came_over_tls,
     live_manager,
+    offered_protocols,
     set_token_cookie,
 )
 from api.errors import as_problem
@@ -54,7 +56,10 @@ async def terminal(
 ) -> None:
     """An xterm on the endpoint over SSH. Binary frames carry keystrokes and output; a text frame
     ``{"type": "resize", "cols": C, "rows": R}`` resizes, ``{"type": "input", "data": "..."}`` types."""
-    await websocket.accept()
+    # A browser that offered its token as a subprotocol gets the terminal one back: it fails a connection
+    # whose answer names none of the protocols it offered.
+    chosen = TERMINAL_PROTOCOL if TERMINAL_PROTOCOL in offered_protocols(websocket) else None
+    await websocket.accept(subprotocol=chosen)
     slots: TerminalSlots = websocket.app.state.terminal_slots
     try:
         manager = live_manager(websocket)

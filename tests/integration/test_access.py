@@ -16,6 +16,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from api.deps import BEARER_PROTOCOL_PREFIX, TERMINAL_PROTOCOL
 from tests.integration.helpers import ServedSyringe, StandInProcess, failure_curriculum, syringe_env
 
 pytestmark = pytest.mark.integration
@@ -149,6 +150,23 @@ async def test_terminal_is_binary_safe_and_refuses_clearly(served: str, http: ht
     bad = await websockets.connect(served.replace("http://", "ws://") + url + "&token=nope")
     with pytest.raises(websockets.ConnectionClosed) as closed:
         await bad.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_a_browser_gives_the_terminal_its_token_as_a_subprotocol(served: str, http: httpx.AsyncClient) -> None:
+    """What the web front end does: no token in the URL; the server answers with the terminal protocol."""
+    _, token, view = await _ready(http, "two-hosts")
+    url = served.replace("http://", "ws://") + _presentation(view, "linux1", "cli")["access"]["terminalUrl"]
+    offered = [TERMINAL_PROTOCOL, BEARER_PROTOCOL_PREFIX + token]
+    ws = await websockets.connect(url, subprotocols=offered)  # type: ignore[arg-type]
+    assert ws.subprotocol == TERMINAL_PROTOCOL
+    await ws.send(b"echo sub''protocol\n")
+    assert "subprotocol" in await _read_until(ws, r"[\r\n]subprotocol\r?\n")
+    await ws.close()
+
+    stranger = await websockets.connect(url, subprotocols=[TERMINAL_PROTOCOL, BEARER_PROTOCOL_PREFIX + "nope"])  # type: ignore[list-item]
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await stranger.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 

@@ -108,3 +108,13 @@ def test_without_a_runtime_no_lesson_is_runnable_and_the_reason_is_given(curricu
     assert runtime["available"] is False
     assert "no Kubernetes cluster configured" in runtime["problem"]
     assert all(not entry["runnable"] and entry["reasons"] == [runtime["problem"]] for entry in runtime["lessons"])
+
+
+def test_the_terminal_speaks_the_servers_subprotocols() -> None:
+    """The front end offers the subprotocols api/deps.py reads (it cannot import them)."""
+    from api.deps import BEARER_PROTOCOL_PREFIX, TERMINAL_PROTOCOL
+
+    source = (REPO / "ui" / "src" / "terminal.js").read_text()
+    assert f'const TERMINAL_PROTOCOL = "{TERMINAL_PROTOCOL}";' in source
+    assert f'const BEARER_PROTOCOL_PREFIX = "{BEARER_PROTOCOL_PREFIX}";' in source
+    assert "token=" not in source

@@ -6,6 +6,10 @@ import { FitAddon } from "@xterm/addon-fit";
 import { token } from "./api.js";
 import { h } from "./util.js";
 
+// api/deps.py: TERMINAL_PROTOCOL and BEARER_PROTOCOL_PREFIX.
+const TERMINAL_PROTOCOL = "terminal.syringe.io";
+const BEARER_PROTOCOL_PREFIX = "bearer.syringe.io.";
+
 const encoder = new TextEncoder();
 
 export class TerminalTab {
@@ -89,8 +93,11 @@ export class TerminalTab {
     this.status.textContent = "Connecting…";
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const joiner = this.terminalUrl.includes("?") ? "&" : "?";
-    const query = `cols=${this.term.cols}&rows=${this.term.rows}&token=${encodeURIComponent(await token())}`;
-    const socket = new WebSocket(`${scheme}//${location.host}${this.terminalUrl}${joiner}${query}`);
+    const query = `cols=${this.term.cols}&rows=${this.term.rows}`;
+    // The token goes as a subprotocol, not in the URL (which proxies log); the server answers with the
+    // terminal protocol.
+    const protocols = [TERMINAL_PROTOCOL, `${BEARER_PROTOCOL_PREFIX}${await token()}`];
+    const socket = new WebSocket(`${scheme}//${location.host}${this.terminalUrl}${joiner}${query}`, protocols);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     socket.onopen = () => {
