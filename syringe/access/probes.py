@@ -64,15 +64,28 @@ def _innermost(exc: BaseException) -> BaseException:
     return _chain(exc)[-1]
 
 
-async def tcp_probe(host: str, port: int, timeout: float = 2.0, linger: float = 0.25) -> None:
-    """Succeeds when ``host:port`` accepts a TCP connection and keeps it open for ``linger`` seconds (or
-    sends something): a NAT in front of a closed port (QEMU's user networking) accepts, then cuts at once."""
+async def _connect(
+    host: str, port: int, timeout: float, limit: int = 2**16
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection, or ProbeFailed saying why not (a refusal is recognised by is_refusal)."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        return await asyncio.wait_for(asyncio.open_connection(host, port, limit=limit), timeout)
     except TimeoutError as exc:
         raise ProbeFailed(f"tcp connect to {host}:{port}: timed out") from exc
     except OSError as exc:
         raise ProbeFailed(f"tcp connect to {host}:{port}: {reason(exc)}") from exc
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+
+
+async def tcp_probe(host: str, port: int, timeout: float = 2.0, linger: float = 0.25) -> None:
+    """Succeeds when ``host:port`` accepts a TCP connection and keeps it open for ``linger`` seconds (or
+    sends something): a NAT in front of a closed port (QEMU's user networking) accepts, then cuts at once."""
+    reader, writer = await _connect(host, port, timeout)
     try:
         first = await asyncio.wait_for(reader.read(1), linger)
     except TimeoutError:
@@ -80,9 +93,7 @@ async def tcp_probe(host: str, port: int, timeout: float = 2.0, linger: float = 
     except OSError as exc:
         raise ProbeFailed(f"tcp connect to {host}:{port}: {reason(exc)}") from exc
     finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+        await _close(writer)
     if not first:
         raise ProbeFailed(f"tcp connect to {host}:{port}: closed at once", refused=True)
 
@@ -104,12 +115,7 @@ async def ssh_banner_probe(host: str, port: int, timeout: float = 5.0) -> None:
     4253 lets other lines precede): it is up and taking connections. A configurator that waits for its
     endpoint uses it, and logs in right after: ssh_probe's key exchange costs a guest under TCG a good
     part of a second, spent again by the login."""
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=1024), timeout)
-    except TimeoutError as exc:
-        raise ProbeFailed(f"tcp connect to {host}:{port}: timed out") from exc
-    except OSError as exc:
-        raise ProbeFailed(f"tcp connect to {host}:{port}: {reason(exc)}") from exc
+    reader, writer = await _connect(host, port, timeout, limit=1024)
     try:
         async with asyncio.timeout(timeout):
             for _ in range(16):
@@ -126,9 +132,7 @@ async def ssh_banner_probe(host: str, port: int, timeout: float = 5.0) -> None:
     except OSError as exc:
         raise ProbeFailed(f"ssh handshake: {reason(exc)}") from exc
     finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+        await _close(writer)
 
 
 async def netconf_probe(host: str, port: int, username: str, password: str, timeout: float = 10.0) -> list[str]:
