@@ -105,6 +105,8 @@ def _run_python_script(script: Path, target: ConfigTarget, timeout: float) -> No
     child = os.fork()
     if child == 0:
         _run_script_in_child(script, target)
+    with contextlib.suppress(OSError):  # as the child does: whichever runs first, the group exists
+        os.setpgid(child, child)
     expired = threading.Event()
 
     def expire() -> None:
