@@ -127,6 +127,12 @@ class VmProcess:
         except OSError:
             return ""
 
+    async def ended_with(self) -> str | None:
+        """What QEMU said as it ended (its status and last words), or None while it runs."""
+        if self.process is None or self.process.returncode is None:
+            return None
+        return await self._failure()
+
     async def _failure(self) -> str:
         assert self.process is not None and self.process.stderr is not None
         with contextlib.suppress(TimeoutError):

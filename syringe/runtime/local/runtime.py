@@ -224,17 +224,23 @@ class LocalRuntime:
                     await resume_restored(vm.spec.qmp, timeout, vm.is_running)
                 waited = await endpoint.vm.wait_ready(timeout, endpoint.ready_line)
                 break
-            except (VmFailed, WarmBootFailed) as exc:
+            except (VmFailed, WarmBootFailed) as failure:
                 if lesson.stopping:
                     return
+                exc: Exception = failure
+                # A restore whose QEMU ended before it answered on QMP: what QEMU said says why (a forwarded
+                # port another process took meanwhile is retried warm, with new ports, below).
+                said = await endpoint.vm.ended_with() if isinstance(failure, WarmBootFailed) else None
+                if said is not None:
+                    exc = VmFailed(f"{failure}: {said}")
+                if "Could not set up host forwarding" in str(exc) and attempt + 1 < START_ATTEMPTS:
+                    endpoint.vm = self._with_new_ports(endpoint)
+                    continue
                 if endpoint.cold is not None:
                     log.warning("%s/%s: warm boot failed, booting cold: %s", lesson.namespace, endpoint.name, exc)
                     await endpoint.vm.stop()
                     endpoint.vm = VmProcess(endpoint.cold, self.settings.qemu_binary, self._qemu_user)
                     endpoint.cold = None
-                    continue
-                if "Could not set up host forwarding" in str(exc) and attempt + 1 < START_ATTEMPTS:
-                    endpoint.vm = self._with_new_ports(endpoint)
                     continue
                 self._observe(lesson, endpoint, "Failed", reason="VmFailed", message=str(exc), fatal=True)
                 return
@@ -257,6 +263,8 @@ class LocalRuntime:
         forwards = {port: free_port() for port in old.forwards}
         spec = replace(old, forwards=forwards)
         endpoint.reach = Reach(LOCAL_ADDRESS, forwards)
+        if endpoint.cold is not None:  # a cold boot after all must forward the same ports
+            endpoint.cold = replace(endpoint.cold, forwards=forwards)
         return VmProcess(spec, self.settings.qemu_binary, self._qemu_user)
 
     def _observe(
