@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syringe.access.probes import Target, probe, ssh_banner_probe
+from syringe.access.probes import Target, probe, retry_until, ssh_banner_probe
 from syringe.errors import ConfigureError, ProbeFailed
 from syringe.plan import jobenv
 
@@ -92,18 +92,24 @@ async def first_answer(attempt: Callable[[float], Coroutine[Any, Any, None]], se
 def wait_for(target: ConfigTarget, kind: str, seconds: float) -> None:
     """Wait until the target answers its protocol (an SSH server's version string, the NETCONF subsystem's
     <hello>, an HTTP answer), for a configuration Job started while its endpoint still boots. Raises
-    ConfigureError with the last reason."""
+    ConfigureError with the last reason.
+
+    Only cheap attempts overlap (first_answer): reading an SSH server's version string, for SSH and, first,
+    for NETCONF over SSH. What costs the endpoint real work, a NETCONF login (which starts the subsystem in
+    the guest) or an HTTP request, is tried one attempt at a time: overlapped, those attempts would pile up
+    on a slow guest and hold back everything else it serves, Syringe's own probes included."""
     protocol = os.environ.get(jobenv.TARGET_PROTOCOL) or ("netconf" if kind == "netconf" else "ssh")
     where = Target(target.host, target.port, protocol, target.username, target.password)
 
-    async def attempt(timeout: float) -> None:
-        if protocol == "ssh":
-            await ssh_banner_probe(target.host, target.port, timeout)
-        else:
-            await probe(where, timeout)
-
     async def until_answered() -> None:
-        await first_answer(attempt, seconds)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        if protocol in ("ssh", "netconf"):
+            await first_answer(lambda timeout: ssh_banner_probe(target.host, target.port, timeout), seconds)
+            if protocol == "ssh":
+                return
+        patience = min(ATTEMPT_TIMEOUT, seconds)
+        await retry_until(lambda: probe(where, patience), deadline, first_delay=0.1, max_delay=0.5)
 
     try:
         asyncio.run(until_answered())
