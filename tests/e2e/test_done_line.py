@@ -76,7 +76,7 @@ async def test_the_done_line_reports_the_job_before_its_pod_ends(node: Node, tmp
             async for event in runtime.events():
                 if isinstance(event, JobPodObservation) and event.namespace == namespace:
                     heard.append(event)
-                    if event.job == "honest" and event.phase == "Succeeded":
+                    if event.job == "honest" and event.said_done:
                         return
 
         listening = asyncio.create_task(until_succeeded())
@@ -89,11 +89,12 @@ async def test_the_done_line_reports_the_job_before_its_pod_ends(node: Node, tmp
             ]
         )
         await asyncio.wait_for(listening, 90)
-        # The word came from the log: the pod itself still runs its sleep.
+        # The word came from the log: the pod itself still runs its sleep, and says so.
+        assert heard[-1].phase == "Running"
         pod = json.loads(await asyncio.to_thread(node.kubectl, "-n", namespace, "get", "pod", "honest", "-o", "json"))
         assert pod["status"]["phase"] == "Running"
         await asyncio.sleep(3)  # the other pod printed its lines long ago
-        assert not [e for e in heard if e.job == "never" and e.phase == "Succeeded"], heard
+        assert not [e for e in heard if e.job == "never" and (e.said_done or e.phase == "Succeeded")], heard
     finally:
         with contextlib.suppress(Exception):
             await runtime.delete(namespace, timeout=120)
