@@ -138,6 +138,10 @@ class DoneLineFollower:
             with self._lock:
                 self._streams.pop(key, None)
             if stream is not None:
+                # Closed, not just released: a stream left before its end still has log bytes in flight,
+                # and a connection handed back to the pool with them would feed them to the next API call.
+                with contextlib.suppress(Exception):
+                    stream.close()
                 stream.release_conn()
             self._slots.release()
 
